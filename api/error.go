@@ -1,0 +1,91 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes. Each names a problem type: the problem+json "type" member ends
+// in "/" + code, so clients can tell refusals apart without parsing prose.
+const (
+	ECONFLICT         = "conflict"
+	EFORBIDDEN        = "forbidden"
+	EINTERNAL         = "internal"
+	EINVALID          = "invalid"
+	ENOTFOUND         = "not-found"
+	ETOOLARGE         = "too-large"
+	EUNSUPPORTED      = "unsupported-media-type"
+	EUNAUTHORIZED     = "unauthorized"
+	ERATELIMITED      = "rate-limited"
+	EUNAVAILABLE      = "unavailable"
+	EPASSWORDREQUIRED = "password-required"
+	EPASSWORDINVALID  = "password-invalid"
+	EBLACKLISTED      = "blacklisted"
+	EMETHOD           = "method-not-allowed"
+)
+
+// Error is an error meant for the caller: Code says what kind of failure it is
+// and Detail says it in words that are safe to show (never a secret, never an
+// internal cause). Anything that is not an *Error reaches the caller as
+// EINTERNAL with a generic detail; its text is only logged.
+type Error struct {
+	Code   string
+	Detail string
+	// Intent names the protected intent for EPASSWORDREQUIRED and
+	// EPASSWORDINVALID.
+	Intent string
+	// RetryAfter, when positive, is sent as the Retry-After header (429, 503).
+	RetryAfter time.Duration
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Detail) }
+
+// Errorf returns an *Error with the given code and a formatted detail.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, else
+// EINTERNAL. A nil error has no code.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorDetail returns the caller-safe detail of err if it is an *Error, else a
+// generic message: internal causes are never shown.
+func ErrorDetail(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Detail
+	default:
+		return "internal error"
+	}
+}
+
+// Problem is an RFC 9457 problem details body
+// (Content-Type: application/problem+json).
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Intent names the protected intent on password-required/-invalid.
+	Intent string `json:"intent,omitempty"`
+}
+
+// ProblemTypePrefix is prepended to an error code to form Problem.Type.
+const ProblemTypePrefix = "/problems/"
