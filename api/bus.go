@@ -111,7 +111,7 @@ func (n *Names) UnmarshalJSON(b []byte) error {
 		out := make(Names, 0, len(items))
 		for _, it := range items {
 			var s string
-			if json.Unmarshal(it, &s) == nil {
+			if len(it) > 0 && it[0] == '"' && json.Unmarshal(it, &s) == nil {
 				out = append(out, s)
 			}
 		}
