@@ -1,0 +1,52 @@
+package middleware_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/ovosgw/gateway/internal/problem"
+	"github.com/ovosgw/gateway/middleware"
+)
+
+func TestAccessLogOneLineWithoutQuery(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var observed []string
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.AccessLog(log, func(_ *http.Request, route string, status int, _ time.Duration) {
+		observed = append(observed, route)
+	}))
+	r.Get("/v1/things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, errors.New("database on fire"))
+	})
+	w := serve(t, r, httptest.NewRequest("GET", "/v1/things/7?ticket=s3cret", nil))
+	if w.Code != 500 {
+		t.Fatalf("status %d", w.Code)
+	}
+	line := buf.String()
+	if strings.Count(line, "\n") != 1 {
+		t.Fatalf("want one line, got %q", line)
+	}
+	for _, want := range []string{"route=/v1/things/{id}", "status=500", `error="database on fire"`, "request_id="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %q: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "s3cret") {
+		t.Fatalf("the query string reached the log: %s", line)
+	}
+	if strings.Contains(w.Body.String(), "fire") {
+		t.Fatalf("the internal cause reached the client: %s", w.Body.String())
+	}
+	if len(observed) != 1 || observed[0] != "/v1/things/{id}" {
+		t.Fatalf("observed %v", observed)
+	}
+}

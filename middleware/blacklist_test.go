@@ -1,0 +1,40 @@
+package middleware_test
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/ovosgw/gateway/middleware"
+)
+
+type blockList []netip.Prefix
+
+func (b blockList) Blocked(a netip.Addr) bool {
+	for _, p := range b {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBlacklistRefusesBeforeAnythingElse(t *testing.T) {
+	h := middleware.ClientIP(nil)(middleware.Blacklist(blockList{netip.MustParsePrefix("203.0.113.0/24")})(ok))
+	for _, c := range []struct {
+		remote string
+		want   int
+	}{{"203.0.113.9:1", 403}, {"198.51.100.1:1", 200}, {"garbage", 403}} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = c.remote
+		w := serve(t, h, req)
+		if w.Code != c.want {
+			t.Errorf("%s: status %d, want %d", c.remote, w.Code, c.want)
+		}
+		if c.want == 403 {
+			if p := problemOf(t, w); p.Type != "/problems/blacklisted" {
+				t.Errorf("problem %+v", p)
+			}
+		}
+	}
+}
