@@ -1,0 +1,642 @@
+// Package bridge puts client utterances on the assistant's messagebus and
+// routes the bus's replies back to the clients that asked (CONTRACT.md, "The
+// bus bridge"; BUS.md, "How replies find their way back").
+//
+// Every utterance goes out with a context naming the client
+// (source "gateway:<client id>"), the client's own OVOS session and a fresh
+// utterance id. The assistant swaps source and destination in its replies, so
+// each reply names the client again; the bridge turns replies into the
+// client's stream events (speak, message, done) and ends each utterance once:
+// on an end signal, on its timeout, or when the bus link drops.
+package bridge
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Defaults for Config.
+const (
+	DefaultUtteranceTimeout = 30 * time.Second
+	DefaultIntentTimeout    = 2 * time.Second
+	DefaultLang             = "en-us"
+	DefaultMaxPending       = 100000
+	DefaultMaxSessions      = 100000
+	DefaultRecentUtterances = 4096
+)
+
+const (
+	// retryAfter is what a refused utterance tells the caller to wait: about
+	// the first reconnect delay of a bus peer (BUS.md, Transport).
+	retryAfter = 5 * time.Second
+	// maxSpeech and maxSpeechBytes bound what one pending utterance collects
+	// for ?wait: a skill that talks without end must not grow memory.
+	maxSpeech      = 64
+	maxSpeechBytes = 1 << 20
+)
+
+// Observation names passed to Config.Observe.
+const (
+	ObserveSpeak = "speak" // from Send to the first speech of the utterance
+	ObserveDone  = "done"  // from Send to the end of handling
+)
+
+// Bus is the link to the messagebus the bridge needs: the bus client.
+type Bus interface {
+	// Send writes m on the bus; it returns once the frame was written and
+	// fails when the link is down.
+	Send(ctx context.Context, m api.Message) error
+	// Request writes m and returns the first received frame for which
+	// match is true, or an error when ctx ends first or the link is down.
+	Request(ctx context.Context, m api.Message, match func(*api.Frame) bool) (*api.Frame, error)
+	// Connected reports whether the link is up.
+	Connected() bool
+}
+
+// Publisher delivers events to a client's stream: the stream hub. Publish
+// never blocks and returns the event's id.
+type Publisher interface {
+	Publish(clientID string, ev api.Event) uint64
+}
+
+// Config configures a Bridge. Zero values take the defaults.
+type Config struct {
+	// UtteranceTimeout ends a pending utterance that got no end signal with
+	// status "timeout" (GATEWAY_UTTERANCE_TIMEOUT). Default 30s.
+	UtteranceTimeout time.Duration
+	// IntentTimeout bounds a dry run (intent.service.intent.get). Default 2s.
+	IntentTimeout time.Duration
+	// DefaultLang is the language of an utterance that names none. Default
+	// "en-us".
+	DefaultLang string
+	// MaxPending bounds the utterances (and dry runs) in flight; beyond it
+	// Send refuses with EUNAVAILABLE and a Retry-After. Default 100000.
+	MaxPending int
+	// MaxSessions bounds the sessions remembered for routing by session id;
+	// the least recently used one is forgotten first. Default 100000.
+	MaxSessions int
+	// RecentUtterances is how many ended utterances are remembered, so that
+	// late speech (a timer, a second speak) still names its utterance.
+	// Default 4096.
+	RecentUtterances int
+	// Resolve, when set, turns a client id or alias into a client id: used
+	// for data.target and for destinations naming a client that has not sent
+	// anything through this bridge. It is called from Dispatch (without the
+	// bridge's lock held) and must be quick: an in-memory lookup.
+	Resolve func(name string) (clientID string, ok bool)
+	// Observe, when set, receives latencies (ObserveSpeak, ObserveDone). It
+	// is called with the bridge's lock held: it must be quick and must not
+	// call the bridge.
+	Observe func(ev string, d time.Duration)
+	// Logger receives debug and warning logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for latencies; default time.Now.
+	Now func() time.Time
+}
+
+// Bridge connects clients to the bus. It is safe for concurrent use; Dispatch
+// must be called from one goroutine (the bus reader).
+type Bridge struct {
+	cfg Config
+	bus Bus
+	pub Publisher
+	log *slog.Logger
+
+	mu         sync.Mutex
+	closed     bool
+	clients    map[string]*client  // known clients by id
+	sessions   map[string]*session // our sessions by session id
+	sessionLRU list.List           // of *session, most recently used first
+	utts       map[string]*Pending // pending and recently ended, by utterance id
+	recent     []string            // ring of ended utterance ids
+	recentNext int                 // next slot of recent
+	npending   int                 // utterances (and dry runs) not ended
+
+	st counters
+}
+
+type client struct {
+	id       string
+	sessions map[string]*session
+	pending  map[string]*Pending
+}
+
+type session struct {
+	id       string
+	clientID string
+	pending  []*Pending // not ended, oldest first
+	elem     *list.Element
+}
+
+type counters struct {
+	sent, refused                   atomic.Uint64
+	handled, intentFailure, timeout atomic.Uint64
+	errored                         atomic.Uint64
+	routed, unrouted, ignored       atomic.Uint64
+	dryRuns, dryRunFailures         atomic.Uint64
+	pending                         atomic.Int64
+}
+
+// Stats are the bridge's counters since it started, for metrics.
+type Stats struct {
+	Sent           uint64 // utterances written to the bus
+	Refused        uint64 // utterances refused (link down, write failed, too many pending)
+	Handled        uint64 // utterances ended "handled"
+	IntentFailure  uint64 // utterances ended "intent_failure"
+	Timeout        uint64 // utterances ended "timeout"
+	Error          uint64 // utterances ended "error"
+	Routed         uint64 // frames delivered to a client
+	Unrouted       uint64 // frames for no client of ours
+	Ignored        uint64 // our own kind of traffic (echoes, other gateways' utterances, dry runs)
+	DryRuns        uint64 // intent queries sent
+	DryRunFailures uint64 // intent queries unanswered
+	Pending        int64  // utterances and dry runs in flight now
+}
+
+// New returns a Bridge over bus publishing to pub, with cfg's defaults filled.
+func New(cfg Config, bus Bus, pub Publisher) (*Bridge, error) {
+	if bus == nil {
+		return nil, errors.New("bridge: nil bus")
+	}
+	if pub == nil {
+		return nil, errors.New("bridge: nil publisher")
+	}
+	if cfg.UtteranceTimeout < 0 || cfg.IntentTimeout < 0 || cfg.MaxPending < 0 ||
+		cfg.MaxSessions < 0 || cfg.RecentUtterances < 0 {
+		return nil, errors.New("bridge: negative timeout or bound in config")
+	}
+	if cfg.UtteranceTimeout == 0 {
+		cfg.UtteranceTimeout = DefaultUtteranceTimeout
+	}
+	if cfg.IntentTimeout == 0 {
+		cfg.IntentTimeout = DefaultIntentTimeout
+	}
+	if cfg.DefaultLang == "" {
+		cfg.DefaultLang = DefaultLang
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.RecentUtterances == 0 {
+		cfg.RecentUtterances = DefaultRecentUtterances
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{
+		cfg:      cfg,
+		bus:      bus,
+		pub:      pub,
+		log:      log,
+		clients:  make(map[string]*client),
+		sessions: make(map[string]*session),
+		utts:     make(map[string]*Pending),
+		recent:   make([]string, cfg.RecentUtterances),
+	}, nil
+}
+
+// Utterance is something a client says, as the bridge puts it on the bus.
+type Utterance struct {
+	ClientID   string
+	ClientName string
+	SessionID  string
+	Text       string
+	Lang       string
+	// BlacklistedIntents go into context.session.blacklisted_intents when
+	// not empty, so that OVOS skips those intents (protected intents).
+	BlacklistedIntents []string
+}
+
+// Pending is an utterance on the bus whose handling has not been seen to end
+// yet, or has just ended.
+type Pending struct {
+	b         *Bridge
+	id        string
+	clientID  string
+	sessionID string
+	lang      string
+	dry       bool // an intent query, not an utterance
+	collect   bool
+	start     time.Time
+
+	// Guarded by b.mu.
+	status  string // "" while pending
+	sent    bool   // the frame was written
+	abort   string // end status to apply once the frame is written
+	spoke   bool
+	asked   bool // a speak with expect_response arrived
+	speech  []api.Speech
+	nbytes  int
+	timer   *time.Timer
+	doneCh  chan struct{} // closed when handling ended
+	askedCh chan struct{} // closed when asked became true
+}
+
+// ID returns the utterance id: the "id" of POST /v1/utterances and the
+// utterance_id of its events.
+func (p *Pending) ID() string { return p.id }
+
+// Wait returns when handling ended (its status), when the assistant asked a
+// follow-up question (status "awaiting_response": the utterance stays
+// pending and its done event comes later), or when ctx ends (status
+// "accepted"; the done event still comes later on the stream). Speech holds
+// what was said so far when the utterance was sent with collect.
+func (p *Pending) Wait(ctx context.Context) api.UtteranceResult {
+	select {
+	case <-p.doneCh:
+	case <-p.askedCh:
+	case <-ctx.Done():
+	}
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	status := p.status
+	switch {
+	case status != "":
+	case p.asked:
+		status = api.StatusAwaitingResponse
+	default:
+		status = api.StatusAccepted
+	}
+	speech := make([]api.Speech, len(p.speech))
+	copy(speech, p.speech)
+	return api.UtteranceResult{
+		ID:        p.id,
+		ClientID:  p.clientID,
+		SessionID: p.sessionID,
+		Status:    status,
+		Speech:    speech,
+	}
+}
+
+// utteranceContext is the context of what the bridge emits (CONTRACT.md, "The
+// bus bridge").
+type utteranceContext struct {
+	Source      string         `json:"source"`
+	Destination []string       `json:"destination"`
+	ClientName  string         `json:"client_name"`
+	Session     sessionContext `json:"session"`
+	UtteranceID string         `json:"utterance_id"`
+}
+
+type sessionContext struct {
+	SessionID          string   `json:"session_id"`
+	Lang               string   `json:"lang"`
+	BlacklistedIntents []string `json:"blacklisted_intents,omitempty"`
+}
+
+func unavailable(detail string) *api.Error {
+	return &api.Error{Code: api.EUNAVAILABLE, Detail: detail, RetryAfter: retryAfter}
+}
+
+func (b *Bridge) check(u Utterance) error {
+	switch {
+	case u.ClientID == "":
+		return api.Errorf(api.EINVALID, "utterance without client")
+	case u.SessionID == "" || u.SessionID == api.DefaultSessionID:
+		// "default" is the assistant's own device (BUS.md).
+		return api.Errorf(api.EINVALID, "utterance without a session of its own")
+	case strings.TrimSpace(u.Text) == "":
+		return api.Errorf(api.EINVALID, "empty utterance")
+	}
+	return nil
+}
+
+func (b *Bridge) lang(u Utterance) string {
+	if u.Lang != "" {
+		return u.Lang
+	}
+	return b.cfg.DefaultLang
+}
+
+// message builds the frame for u with type typ and data.
+func (b *Bridge) message(typ string, u Utterance, id string, data any) (api.Message, error) {
+	name := u.ClientName
+	if name == "" {
+		name = u.ClientID
+	}
+	ctx, err := json.Marshal(utteranceContext{
+		Source:      api.GatewaySource(u.ClientID),
+		Destination: []string{api.DestinationSkills},
+		ClientName:  name,
+		Session: sessionContext{
+			SessionID:          u.SessionID,
+			Lang:               b.lang(u),
+			BlacklistedIntents: u.BlacklistedIntents,
+		},
+		UtteranceID: id,
+	})
+	if err != nil {
+		return api.Message{}, fmt.Errorf("bridge: context of %s: %w", typ, err)
+	}
+	d, err := json.Marshal(data)
+	if err != nil {
+		return api.Message{}, fmt.Errorf("bridge: data of %s: %w", typ, err)
+	}
+	return api.Message{Type: typ, Data: d, Context: ctx}, nil
+}
+
+// newID returns a fresh random url-safe id (128 bits).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Send puts u on the bus as recognizer_loop:utterance. With collect, the
+// returned Pending collects speech for Wait (?wait). When the link is down,
+// the write fails or too many utterances are in flight, it returns an
+// EUNAVAILABLE *api.Error with a RetryAfter; then nothing is pending and no
+// done event will come.
+func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending, error) {
+	if err := b.check(u); err != nil {
+		return nil, err
+	}
+	if !b.bus.Connected() {
+		b.st.refused.Add(1)
+		return nil, unavailable("the assistant's messagebus is not connected")
+	}
+	id := newID()
+	lang := b.lang(u)
+	msg, err := b.message(api.TypeUtterance, u, id, struct {
+		Utterances []string `json:"utterances"`
+		Lang       string   `json:"lang"`
+	}{[]string{u.Text}, lang})
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{
+		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, lang: lang,
+		collect: collect, start: b.cfg.Now(),
+		doneCh: make(chan struct{}), askedCh: make(chan struct{}),
+	}
+	// Register before writing: the echo and the first replies may arrive
+	// before the write returns.
+	if err := b.register(p); err != nil {
+		b.st.refused.Add(1)
+		return nil, err
+	}
+	werr := b.bus.Send(ctx, msg)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case werr != nil && p.status != "":
+		// A reply ended it already, so the frame did go out.
+		p.sent = true
+		b.st.sent.Add(1)
+		return p, nil
+	case werr != nil:
+		b.discard(p)
+		b.st.refused.Add(1)
+		b.log.Warn("utterance not sent", "client", u.ClientID, "err", werr)
+		return nil, unavailable("the assistant's messagebus is unavailable")
+	}
+	p.sent = true
+	b.st.sent.Add(1)
+	if p.status == "" {
+		if p.abort != "" {
+			b.end(p, p.abort)
+		} else {
+			p.timer = time.AfterFunc(b.cfg.UtteranceTimeout, func() { b.expire(p) })
+		}
+	}
+	return p, nil
+}
+
+// register makes p pending and its client and session known.
+func (b *Bridge) register(p *Pending) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return unavailable("the gateway is shutting down")
+	case b.npending >= b.cfg.MaxPending:
+		return unavailable("too many utterances in flight")
+	}
+	b.utts[p.id] = p
+	b.npending++
+	b.st.pending.Add(1)
+	if p.dry {
+		return nil
+	}
+	c := b.knownClient(p.clientID)
+	c.pending[p.id] = p
+	s := b.sessions[p.sessionID]
+	switch {
+	case s != nil && s.clientID != p.clientID:
+		// A session id is the client's own (the JWT's sid); one naming
+		// another client cannot happen unless ids collide. Keep routing sane.
+		b.removeSession(s)
+		s = nil
+	case s != nil:
+		b.sessionLRU.MoveToFront(s.elem)
+	}
+	if s == nil {
+		for len(b.sessions) >= b.cfg.MaxSessions {
+			b.removeSession(b.sessionLRU.Back().Value.(*session))
+		}
+		s = &session{id: p.sessionID, clientID: p.clientID}
+		s.elem = b.sessionLRU.PushFront(s)
+		b.sessions[s.id] = s
+		c.sessions[s.id] = s
+	}
+	s.pending = append(s.pending, p)
+	return nil
+}
+
+// knownClient returns the state of client id, making it known. b.mu held.
+func (b *Bridge) knownClient(id string) *client {
+	c := b.clients[id]
+	if c == nil {
+		c = &client{id: id, sessions: make(map[string]*session), pending: make(map[string]*Pending)}
+		b.clients[id] = c
+	}
+	return c
+}
+
+// removeSession forgets s for routing; its pending utterances stay pending.
+// b.mu held.
+func (b *Bridge) removeSession(s *session) {
+	delete(b.sessions, s.id)
+	b.sessionLRU.Remove(s.elem)
+	if c := b.clients[s.clientID]; c != nil {
+		delete(c.sessions, s.id)
+	}
+}
+
+// unlink takes p out of the pending indexes. b.mu held.
+func (b *Bridge) unlink(p *Pending) {
+	b.npending--
+	b.st.pending.Add(-1)
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	if p.dry {
+		return
+	}
+	if c := b.clients[p.clientID]; c != nil {
+		delete(c.pending, p.id)
+	}
+	if s := b.sessions[p.sessionID]; s != nil {
+		if i := slices.Index(s.pending, p); i >= 0 {
+			s.pending = slices.Delete(s.pending, i, i+1)
+		}
+	}
+}
+
+// discard forgets p that never went out: no done event. b.mu held.
+func (b *Bridge) discard(p *Pending) {
+	if p.status != "" {
+		return
+	}
+	p.status = api.StatusError
+	b.unlink(p)
+	delete(b.utts, p.id)
+	close(p.doneCh)
+}
+
+// remember keeps the ended p's id in the bounded recent memory. b.mu held.
+func (b *Bridge) remember(p *Pending) {
+	if old := b.recent[b.recentNext]; old != "" {
+		if q := b.utts[old]; q != nil && q.status != "" {
+			delete(b.utts, old)
+		}
+	}
+	b.recent[b.recentNext] = p.id
+	b.recentNext = (b.recentNext + 1) % len(b.recent)
+}
+
+// end ends p with status: once, publishing its done event. b.mu held.
+func (b *Bridge) end(p *Pending, status string) {
+	if p.status != "" {
+		return
+	}
+	p.status = status
+	b.unlink(p)
+	b.remember(p)
+	close(p.doneCh)
+	if p.dry {
+		return
+	}
+	switch status {
+	case api.StatusHandled:
+		b.st.handled.Add(1)
+	case api.StatusIntentFailure:
+		b.st.intentFailure.Add(1)
+	case api.StatusTimeout:
+		b.st.timeout.Add(1)
+	default:
+		b.st.errored.Add(1)
+	}
+	if b.cfg.Observe != nil {
+		b.cfg.Observe(ObserveDone, b.cfg.Now().Sub(p.start))
+	}
+	data, _ := json.Marshal(api.DoneEvent{UtteranceID: p.id, Status: status})
+	b.pub.Publish(p.clientID, api.Event{Name: api.EventDone, Data: data})
+}
+
+// expire is p's timer.
+func (b *Bridge) expire(p *Pending) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.end(p, api.StatusTimeout)
+}
+
+// abortAll ends every pending utterance with status error: a written one at
+// once, one being written once its write returns. b.mu held.
+func (b *Bridge) abortAll(ps map[string]*Pending) {
+	for _, p := range ps {
+		switch {
+		case p.status != "" || p.dry:
+		case p.sent:
+			b.end(p, api.StatusError)
+		default:
+			p.abort = api.StatusError
+		}
+	}
+}
+
+// LinkDown tells the bridge that the bus link dropped: every pending
+// utterance ends at once with status "error", since its replies can no
+// longer arrive (the bus keeps nothing, BUS.md).
+func (b *Bridge) LinkDown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.abortAll(b.utts)
+}
+
+// ForgetSession forgets a session at logout: bus messages naming its session
+// id no longer reach the client. Its pending utterances still end normally
+// (by their utterance id or their timeout).
+func (b *Bridge) ForgetSession(sessionID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s := b.sessions[sessionID]; s != nil {
+		b.removeSession(s)
+	}
+}
+
+// ForgetClient forgets a deleted client: its sessions, and its pending
+// utterances, which end with status "error".
+func (b *Bridge) ForgetClient(clientID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.clients[clientID]
+	if c == nil {
+		return
+	}
+	b.abortAll(c.pending)
+	for _, s := range c.sessions {
+		b.removeSession(s)
+	}
+	delete(b.clients, clientID)
+}
+
+// Run waits for ctx to end, then closes the bridge: Send refuses, and every
+// pending utterance ends with status "error" (no timer is left behind).
+func (b *Bridge) Run(ctx context.Context) error {
+	<-ctx.Done()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	b.abortAll(b.utts)
+	return nil
+}
+
+// Stats returns the bridge's counters.
+func (b *Bridge) Stats() Stats {
+	return Stats{
+		Sent:           b.st.sent.Load(),
+		Refused:        b.st.refused.Load(),
+		Handled:        b.st.handled.Load(),
+		IntentFailure:  b.st.intentFailure.Load(),
+		Timeout:        b.st.timeout.Load(),
+		Error:          b.st.errored.Load(),
+		Routed:         b.st.routed.Load(),
+		Unrouted:       b.st.unrouted.Load(),
+		Ignored:        b.st.ignored.Load(),
+		DryRuns:        b.st.dryRuns.Load(),
+		DryRunFailures: b.st.dryRunFailures.Load(),
+		Pending:        b.st.pending.Load(),
+	}
+}

@@ -1,0 +1,278 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Dispatch routes one frame received from the bus to the client it concerns
+// (CONTRACT.md, "The bus bridge"): a speak becomes a speak event, anything
+// else a message event carrying the frame as the bus carried it, and an end
+// signal also ends its utterance with a done event. Frames for no client of
+// ours are dropped. It is called by the single bus reader for every frame,
+// costs O(1) in the number of clients and sessions, and never blocks.
+func (b *Bridge) Dispatch(f *api.Frame) {
+	if f == nil {
+		return
+	}
+	switch f.Type {
+	case api.TypeConnected, api.TypeUtterance, api.TypeIntentGet:
+		// The bus greeting, and our own kind of traffic: our echoes, and
+		// other peers' utterances, which no client of ours should see.
+		b.st.ignored.Add(1)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := &f.Route
+	if r.UtteranceID != "" {
+		if p := b.utts[r.UtteranceID]; p != nil && p.dry {
+			// Traffic caused by a dry run (the reply, fallback pings): the
+			// gateway's question, not the client's.
+			b.st.ignored.Add(1)
+			return
+		}
+	}
+	clientID, ok := b.route(f)
+	if !ok {
+		b.st.unrouted.Add(1)
+		if b.log.Enabled(context.Background(), slog.LevelDebug) {
+			b.log.Debug("bus message for no client", "type", f.Type)
+		}
+		return
+	}
+	b.st.routed.Add(1)
+	if f.Type == api.TypeSpeak {
+		b.speak(clientID, f)
+		return
+	}
+	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
+	if status := endStatus(f.Type); status != "" {
+		if p := b.pendingFor(clientID, r); p != nil {
+			b.end(p, status)
+		}
+	}
+}
+
+// endStatus is the status an end signal gives its utterance, or "".
+func endStatus(typ string) string {
+	switch typ {
+	case api.TypeUtteranceHandled, api.TypeHandlerComplete:
+		// On OVOS handler.complete comes just before ovos.utterance.handled
+		// (which then finds its utterance ended and is only a message);
+		// classic mycroft-core sends only handler.complete.
+		return api.StatusHandled
+	case api.TypeIntentFailure:
+		return api.StatusIntentFailure
+	}
+	return ""
+}
+
+// route finds the client a frame is for, in order: a destination naming a
+// known client; the session id of one of our sessions (not for a speak
+// without destination, the assistant's own broadcast); data.target; for
+// complete_intent_failure (sent unswapped by classic mycroft-core), a source
+// naming a known client. b.mu held; it is released around Resolve calls.
+func (b *Bridge) route(f *api.Frame) (string, bool) {
+	r := &f.Route
+	unknown := false
+	for _, d := range r.Destination {
+		if id, ok := strings.CutPrefix(d, api.GatewaySourcePrefix); ok {
+			if _, known := b.clients[id]; known {
+				return id, true
+			}
+			unknown = true
+		}
+	}
+	if unknown && b.cfg.Resolve != nil {
+		for _, d := range r.Destination {
+			if id, ok := strings.CutPrefix(d, api.GatewaySourcePrefix); ok {
+				if cid, ok := b.resolve(id); ok {
+					return cid, true
+				}
+			}
+		}
+	}
+	if r.SessionID != "" && (f.Type != api.TypeSpeak || len(r.Destination) > 0) {
+		if s := b.sessions[r.SessionID]; s != nil {
+			return s.clientID, true
+		}
+	}
+	if r.Target != "" {
+		name := r.Target
+		if id, ok := strings.CutPrefix(name, api.GatewaySourcePrefix); ok {
+			name = id
+		}
+		if _, known := b.clients[name]; known {
+			return name, true
+		}
+		if cid, ok := b.resolve(name); ok {
+			return cid, true
+		}
+	}
+	if f.Type == api.TypeIntentFailure {
+		for _, s := range r.Source {
+			if id, ok := strings.CutPrefix(s, api.GatewaySourcePrefix); ok {
+				if _, known := b.clients[id]; known {
+					return id, true
+				}
+				if cid, ok := b.resolve(id); ok {
+					return cid, true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// resolve asks Config.Resolve for a client id, outside the lock, and makes
+// the client known. b.mu held.
+func (b *Bridge) resolve(name string) (string, bool) {
+	if b.cfg.Resolve == nil || name == "" {
+		return "", false
+	}
+	b.mu.Unlock()
+	cid, ok := b.cfg.Resolve(name)
+	b.mu.Lock()
+	if !ok || cid == "" {
+		return "", false
+	}
+	b.knownClient(cid)
+	return cid, true
+}
+
+// pendingFor is the pending utterance of clientID a reply concerns: the one
+// its context names, or, when it names none, the oldest pending one of its
+// session. An utterance id naming an ended (or unknown) utterance finds
+// nothing, so a second end signal never ends the next utterance. b.mu held.
+func (b *Bridge) pendingFor(clientID string, r *api.Route) *Pending {
+	if r.UtteranceID != "" {
+		if p := b.utts[r.UtteranceID]; p != nil && p.clientID == clientID && p.status == "" && !p.dry {
+			return p
+		}
+		return nil
+	}
+	if s := b.sessions[r.SessionID]; s != nil && s.clientID == clientID && len(s.pending) > 0 {
+		return s.pending[0]
+	}
+	return nil
+}
+
+// speakData is the part of a speak's data the bridge reads; members of the
+// wrong JSON type are read as absent.
+type speakData struct {
+	Utterance      json.RawMessage `json:"utterance"`
+	ExpectResponse json.RawMessage `json:"expect_response"`
+	Lang           json.RawMessage `json:"lang"`
+}
+
+// speak turns a speak frame into clientID's speak event, and collects it for
+// its pending utterance. b.mu held.
+func (b *Bridge) speak(clientID string, f *api.Frame) {
+	var d speakData
+	_ = json.Unmarshal(f.Data, &d) // ParseFrame checked it is an object
+	ev := api.SpeakEvent{
+		Utterance:      jsonString(d.Utterance),
+		ExpectResponse: bytes.Equal(d.ExpectResponse, []byte("true")),
+		Lang:           jsonString(d.Lang),
+	}
+	// The utterance it answers: the one its context names if it is this
+	// client's (pending or recently ended); a context naming none falls back
+	// to the session's oldest pending utterance, as end signals do.
+	var u, p *Pending
+	if uid := f.Route.UtteranceID; uid != "" {
+		if q := b.utts[uid]; q != nil && q.clientID == clientID && !q.dry {
+			u = q
+		}
+	} else {
+		u = b.pendingFor(clientID, &f.Route)
+	}
+	if u != nil {
+		ev.UtteranceID = &u.id
+		if u.status == "" {
+			p = u
+		}
+	}
+	if ev.Lang == "" {
+		ev.Lang = contextLang(f.Context)
+	}
+	if ev.Lang == "" && u != nil {
+		ev.Lang = u.lang
+	}
+	if ev.Lang == "" {
+		ev.Lang = b.cfg.DefaultLang
+	}
+	data, _ := json.Marshal(ev)
+	b.pub.Publish(clientID, api.Event{Name: api.EventSpeak, Data: data})
+	if p == nil {
+		return
+	}
+	if !p.spoke {
+		p.spoke = true
+		if b.cfg.Observe != nil {
+			b.cfg.Observe(ObserveSpeak, b.cfg.Now().Sub(p.start))
+		}
+	}
+	if p.collect && len(p.speech) < maxSpeech && p.nbytes+len(ev.Utterance) <= maxSpeechBytes {
+		p.speech = append(p.speech, api.Speech{Utterance: ev.Utterance, ExpectResponse: ev.ExpectResponse})
+		p.nbytes += len(ev.Utterance)
+	}
+	if ev.ExpectResponse && !p.asked {
+		p.asked = true
+		close(p.askedCh)
+	}
+}
+
+// jsonString is raw as a string, or "" when raw is not a JSON string.
+func jsonString(raw json.RawMessage) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+		return string(inner) // the common case: nothing to unescape
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// contextLang is the context's lang (OVOS adds it to replies), or "".
+func contextLang(ctx json.RawMessage) string {
+	var c struct {
+		Lang json.RawMessage `json:"lang"`
+	}
+	if json.Unmarshal(ctx, &c) != nil {
+		return ""
+	}
+	return jsonString(c.Lang)
+}
+
+// frameJSON is the frame as the bus carried it, compacted to one line (an
+// SSE data line); members the gateway does not know are kept.
+func frameJSON(f *api.Frame) []byte {
+	if len(f.Raw) > 0 {
+		var buf bytes.Buffer
+		buf.Grow(len(f.Raw))
+		if json.Compact(&buf, f.Raw) == nil {
+			return buf.Bytes()
+		}
+	}
+	data, err := json.Marshal(f.Message)
+	if err != nil {
+		return []byte(`{"type":` + strconvQuote(f.Type) + `,"data":{},"context":{}}`)
+	}
+	return data
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

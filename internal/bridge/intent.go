@@ -1,0 +1,156 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Intent is the assistant's answer to "which intent would handle this?"
+// (intent.service.intent.reply, BUS.md "Asking which intent would match").
+type Intent struct {
+	// Name is intent_name (classic Padatious: name; else intent_type).
+	Name string
+	// Type is intent_type, "skill_id:IntentName", when the match has one.
+	Type string
+	// SkillID is skill_id; when the reply has none, it is read from Type's
+	// prefix or from a fallback request's name
+	// ("ovos.skills.fallback.<skill>.request").
+	SkillID string
+	// Service is intent_service, the pipeline stage that matched.
+	Service string
+	// Raw is data.intent as the bus carried it.
+	Raw json.RawMessage
+}
+
+const (
+	fallbackPrefix = "ovos.skills.fallback."
+	fallbackSuffix = ".request"
+)
+
+// Intent asks the bus which intent would handle u, without running it: it
+// sends intent.service.intent.get with data {"utterance", "lang"} and the same
+// kind of context as an utterance (source, destination, session, a fresh
+// utterance id), and waits for the intent.service.intent.reply routed back to
+// it. It returns nil when nothing matches, and EUNAVAILABLE when the link is
+// down or no answer came within IntentTimeout. The dry run's own traffic is
+// never shown to the client.
+func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
+	if err := b.check(u); err != nil {
+		return nil, err
+	}
+	if !b.bus.Connected() {
+		return nil, unavailable("the assistant's messagebus is not connected")
+	}
+	id := newID()
+	msg, err := b.message(api.TypeIntentGet, u, id, struct {
+		Utterance string `json:"utterance"`
+		Lang      string `json:"lang"`
+	}{u.Text, b.lang(u)})
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{
+		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, dry: true,
+		doneCh: make(chan struct{}), askedCh: make(chan struct{}),
+	}
+	if err := b.register(p); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// Remembered a while after, so that late traffic it caused (pongs)
+		// is still recognised as the dry run's.
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.end(p, api.StatusHandled)
+	}()
+	b.st.dryRuns.Add(1)
+
+	source := api.GatewaySource(u.ClientID)
+	match := func(f *api.Frame) bool {
+		if f.Type != api.TypeIntentReply {
+			return false
+		}
+		if f.Route.UtteranceID != "" {
+			return f.Route.UtteranceID == id
+		}
+		return f.Route.Destination.Has(source)
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.IntentTimeout)
+	defer cancel()
+	reply, err := b.bus.Request(rctx, msg, match)
+	if err != nil {
+		b.st.dryRunFailures.Add(1)
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("bridge: intent query: %w", cerr)
+		}
+		b.log.Warn("intent query unanswered", "client", u.ClientID, "timeout", b.cfg.IntentTimeout, "err", err)
+		return nil, unavailable("the assistant did not say which intent would match")
+	}
+	in, err := parseIntent(reply.Data)
+	if err != nil {
+		b.st.dryRunFailures.Add(1)
+		b.log.Warn("intent reply unreadable", "client", u.ClientID, "err", err)
+		return nil, unavailable("the assistant's intent answer was unreadable")
+	}
+	return in, nil
+}
+
+// parseIntent reads intent.service.intent.reply's data: nil when data.intent
+// is null or missing, an error when it is not an object.
+func parseIntent(data json.RawMessage) (*Intent, error) {
+	var d struct {
+		Intent json.RawMessage `json:"intent"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("intent reply data: %w", err)
+	}
+	raw := bytes.TrimSpace(d.Intent)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("intent reply: intent is not an object")
+	}
+	var m struct {
+		IntentName    json.RawMessage `json:"intent_name"`
+		IntentType    json.RawMessage `json:"intent_type"`
+		Name          json.RawMessage `json:"name"`
+		SkillID       json.RawMessage `json:"skill_id"`
+		IntentService json.RawMessage `json:"intent_service"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("intent reply: %w", err)
+	}
+	in := &Intent{
+		Name:    jsonString(m.IntentName),
+		Type:    jsonString(m.IntentType),
+		SkillID: jsonString(m.SkillID),
+		Service: jsonString(m.IntentService),
+		Raw:     append(json.RawMessage(nil), raw...),
+	}
+	name := jsonString(m.Name)
+	if in.Name == "" {
+		in.Name = name
+	}
+	if in.Name == "" {
+		in.Name = in.Type
+	}
+	if in.Type == "" && strings.Contains(name, ":") {
+		in.Type = name
+	}
+	if in.SkillID == "" {
+		if skill, _, ok := strings.Cut(in.Type, ":"); ok {
+			in.SkillID = skill
+		} else if s, ok := strings.CutPrefix(in.Name, fallbackPrefix); ok {
+			if s, ok = strings.CutSuffix(s, fallbackSuffix); ok {
+				in.SkillID = s
+			}
+		}
+	}
+	return in, nil
+}
