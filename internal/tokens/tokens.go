@@ -1,0 +1,299 @@
+// Package tokens issues and checks the gateway's session tokens (JWT, RFC
+// 7519, signed with HS256) and the single-use tickets that open a client's
+// event stream from another origin.
+//
+// Verification follows RFC 8725 (JWT Best Current Practices): the algorithm
+// is pinned rather than read from the token (section 3.1), exp, iat, iss and
+// aud are required and checked (3.8, 3.9), and a revoked token id is refused.
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Defaults and limits of Config.
+const (
+	DefaultIssuer   = "ovos-gateway"
+	DefaultAudience = "ovos-gateway"
+	DefaultTTL      = time.Hour
+	DefaultLeeway   = 5 * time.Second
+	MinSecretLen    = 32 // bytes: HS256's hash size (RFC 7518, section 3.2)
+	maxLeeway       = time.Minute
+	maxTokenLen     = 4096 // ours are about 400 bytes; longer is not ours
+	idBytes         = 16   // session and token ids: 128 bits, 22 characters
+)
+
+// Reasons, the machine words Reason returns, for metrics labels.
+const (
+	ReasonExpired   = "expired"
+	ReasonRevoked   = "revoked"
+	ReasonInvalid   = "invalid"
+	ReasonMalformed = "malformed"
+)
+
+// Caller-safe details of the EUNAUTHORIZED errors; Reason maps them back.
+const (
+	detailExpired   = "token expired"
+	detailRevoked   = "token revoked"
+	detailInvalid   = "invalid token"
+	detailMalformed = "malformed token"
+	detailTicket    = "invalid or expired ticket"
+)
+
+// Config configures Tokens. Zero values take the defaults above.
+type Config struct {
+	// Secret is the HS256 key: at least MinSecretLen bytes.
+	Secret []byte
+	// Issuer and Audience are written to and required in every token.
+	Issuer   string
+	Audience string
+	// TTL is how long a token is valid.
+	TTL time.Duration
+	// Leeway forgives clock skew on exp, nbf and iat (at most a minute).
+	Leeway time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Revocations remembers logged-out tokens until they expire. store.Store
+// implements it; a shared implementation lets several gateways agree.
+type Revocations interface {
+	Revoke(ctx context.Context, jti string, until time.Time) error
+	Revoked(jti string) bool
+}
+
+// Claims is what a verified token says: the client (sub), the session (sid,
+// also the OVOS session id on the bus), the token's own id (jti), and the
+// client's key version when it was issued (kv), which must still be current.
+type Claims struct {
+	ClientID   string
+	SessionID  string
+	ID         string
+	KeyVersion int64
+	IssuedAt   time.Time
+	ExpiresAt  time.Time
+}
+
+// jwtClaims is the token's JSON payload.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	SessionID  string `json:"sid"`
+	KeyVersion *int64 `json:"kv"`
+}
+
+// Tokens issues and verifies session tokens and stream tickets. It is safe
+// for concurrent use.
+type Tokens struct {
+	cfg     Config
+	rev     Revocations
+	parser  *jwt.Parser
+	tickets tickets
+}
+
+// New checks cfg, fills its defaults and returns Tokens that record logouts
+// in rev.
+func New(cfg Config, rev Revocations) (*Tokens, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("tokens: the signing secret is %d bytes long, at least %d are required", len(cfg.Secret), MinSecretLen)
+	}
+	if rev == nil {
+		return nil, errors.New("tokens: no revocation store")
+	}
+	if cfg.TTL < 0 || cfg.Leeway < 0 || cfg.Leeway > maxLeeway {
+		return nil, fmt.Errorf("tokens: TTL %v or leeway %v out of range (leeway at most %v)", cfg.TTL, cfg.Leeway, maxLeeway)
+	}
+	cfg.Secret = append([]byte(nil), cfg.Secret...)
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tokens{cfg: cfg, rev: rev}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+		// One spelling per token: no padding, no stray bits.
+		jwt.WithStrictDecoding(),
+	)
+	t.tickets.init()
+	return t, nil
+}
+
+// TTL is how long the tokens Issue makes are valid.
+func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
+
+// Issue makes a token for a new session of clientID, whose key is at
+// keyVersion, and returns it with its claims.
+func (t *Tokens) Issue(clientID string, keyVersion int64) (api.Secret, Claims, error) {
+	if clientID == "" {
+		return "", Claims{}, errors.New("tokens: issue: empty client id")
+	}
+	sid, err := randomID()
+	if err != nil {
+		return "", Claims{}, err
+	}
+	jti, err := randomID()
+	if err != nil {
+		return "", Claims{}, err
+	}
+	// JWT times are whole seconds (RFC 7519, NumericDate).
+	now := t.cfg.Now().UTC().Truncate(time.Second)
+	c := Claims{
+		ClientID:   clientID,
+		SessionID:  sid,
+		ID:         jti,
+		KeyVersion: keyVersion,
+		IssuedAt:   now,
+		ExpiresAt:  now.Add(t.cfg.TTL).Truncate(time.Second),
+	}
+	s, err := t.sign(c)
+	if err != nil {
+		return "", Claims{}, err
+	}
+	return api.Secret(s), c, nil
+}
+
+// sign encodes and signs c exactly as Issue does.
+func (t *Tokens) sign(c Claims) (string, error) {
+	kv := c.KeyVersion
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.cfg.Issuer,
+			Subject:   c.ClientID,
+			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+			NotBefore: jwt.NewNumericDate(c.IssuedAt),
+			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+			ID:        c.ID,
+		},
+		SessionID:  c.SessionID,
+		KeyVersion: &kv,
+	})
+	s, err := tok.SignedString(t.cfg.Secret)
+	if err != nil {
+		return "", fmt.Errorf("tokens: sign: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks token and returns its claims. Every failure is an
+// *api.Error EUNAUTHORIZED whose detail is safe to show ("token expired",
+// "token revoked", "invalid token", "malformed token"); Reason names it for
+// metrics. Whether the client still exists with this key version is the
+// caller's check.
+func (t *Tokens) Verify(token string) (Claims, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return Claims{}, unauthorized(detailMalformed)
+	}
+	var jc jwtClaims
+	_, err := t.parser.ParseWithClaims(token, &jc, t.key)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return Claims{}, unauthorized(detailMalformed)
+	case errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// Claims are only validated after the signature checked out, so an
+		// expired token here is one of ours.
+		return Claims{}, unauthorized(detailExpired)
+	default:
+		return Claims{}, unauthorized(detailInvalid)
+	}
+	// Required beyond what the parser checks: a token without these was not
+	// made by Issue.
+	if jc.IssuedAt == nil || jc.Subject == "" || jc.ID == "" || jc.SessionID == "" || jc.KeyVersion == nil {
+		return Claims{}, unauthorized(detailInvalid)
+	}
+	if t.rev.Revoked(jc.ID) {
+		return Claims{}, unauthorized(detailRevoked)
+	}
+	return Claims{
+		ClientID:   jc.Subject,
+		SessionID:  jc.SessionID,
+		ID:         jc.ID,
+		KeyVersion: *jc.KeyVersion,
+		IssuedAt:   jc.IssuedAt.UTC(),
+		ExpiresAt:  jc.ExpiresAt.UTC(),
+	}, nil
+}
+
+// key returns the HS256 secret, and refuses any other algorithm even if the
+// parser's own pin were lifted (RFC 8725, section 2.1: algorithm confusion).
+func (t *Tokens) key(tok *jwt.Token) (any, error) {
+	if tok.Method != jwt.SigningMethodHS256 {
+		return nil, errors.New("unexpected signing method")
+	}
+	return t.cfg.Secret, nil
+}
+
+// Revoke ends the session of c at once: its token is refused from now on,
+// and so are the stream tickets it obtained. The revocation is kept until
+// the token would have expired anyway.
+func (t *Tokens) Revoke(ctx context.Context, c Claims) error {
+	if c.ID == "" {
+		return api.Errorf(api.EINVALID, "claims without token id")
+	}
+	if err := t.rev.Revoke(ctx, c.ID, c.ExpiresAt.Add(t.cfg.Leeway)); err != nil {
+		return fmt.Errorf("tokens: revoke: %w", err)
+	}
+	return nil
+}
+
+// Reason returns the machine word for a Verify, RedeemTicket or IssueTicket
+// failure: ReasonExpired, ReasonRevoked, ReasonMalformed or ReasonInvalid;
+// "" for nil.
+func Reason(err error) string {
+	var e *api.Error
+	switch {
+	case err == nil:
+		return ""
+	case !errors.As(err, &e):
+		return ReasonInvalid
+	}
+	switch e.Detail {
+	case detailExpired:
+		return ReasonExpired
+	case detailRevoked:
+		return ReasonRevoked
+	case detailMalformed:
+		return ReasonMalformed
+	default:
+		return ReasonInvalid
+	}
+}
+
+func unauthorized(detail string) *api.Error {
+	return &api.Error{Code: api.EUNAUTHORIZED, Detail: detail}
+}
+
+// randomID returns 128 random bits in unpadded base64url (22 characters).
+func randomID() (string, error) {
+	b := make([]byte, idBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("tokens: reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
