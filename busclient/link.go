@@ -1,0 +1,246 @@
+package busclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// link is one websocket connection to the bus, with its writer queue and echo
+// filter.
+type link struct {
+	conn *websocket.Conn
+	send chan outFrame
+	// done is closed by the writer when it stops taking frames; it has
+	// answered every frame it took. writeErr, set before, says why.
+	done     chan struct{}
+	writeErr error
+	// stop tells the writer to stop; graceful (set before stop closes)
+	// asks it to send a close frame first.
+	stop     chan struct{}
+	graceful bool
+	// pong carries the payload of a ping to the writer, which answers it.
+	pong chan string
+
+	echoMu sync.Mutex
+	echo   *echoFilter
+}
+
+// outFrame is one frame handed to the writer; res (buffered) gets the result.
+type outFrame struct {
+	ctx  context.Context
+	data []byte
+	res  chan error
+}
+
+// serve runs one connection until it fails or ctx ends, and returns the
+// cause (nil after a clean shutdown).
+func (c *Client) serve(ctx context.Context, conn *websocket.Conn) error {
+	l := &link{
+		conn: conn,
+		send: make(chan outFrame, c.cfg.SendQueue),
+		done: make(chan struct{}),
+		stop: make(chan struct{}),
+		pong: make(chan string, 1),
+		echo: newEchoFilter(echoMaxEntries, echoTTL),
+	}
+	c.linkUp(l)
+
+	readDone := make(chan error, 1)
+	go func() { readDone <- c.readLoop(l) }()
+	go c.writeLoop(l)
+
+	var cause error
+	readOver, writeOver := false, false
+	select {
+	case cause = <-readDone:
+		readOver = true
+	case <-l.done:
+		writeOver = true
+		cause = fmt.Errorf("write: %w", l.writeErr)
+	case <-ctx.Done():
+	}
+	// From here Send no longer finds this link.
+	c.mu.Lock()
+	c.link = nil
+	c.since = time.Now()
+	if cause != nil {
+		c.lastError = c.url.scrub(cause)
+	}
+	c.mu.Unlock()
+
+	switch {
+	case !readOver && !writeOver:
+		// Clean close (RFC 6455 §7.1.2): the writer sends a close frame and
+		// the bus answers with its own, which ends the reader. A bus that
+		// does not answer within closeGrace is cut off.
+		l.graceful = true
+		close(l.stop)
+		t := time.NewTimer(closeGrace)
+		writer, reader := l.done, readDone
+		for writer != nil || reader != nil {
+			select {
+			case <-writer:
+				writer = nil
+			case <-reader:
+				reader = nil
+			case <-t.C:
+				_ = conn.Close()
+			}
+		}
+		t.Stop()
+	case readOver:
+		_ = conn.Close()
+		close(l.stop)
+		<-l.done
+	default: // writer failed: it closed the connection, which ends the reader.
+		close(l.stop)
+		<-readDone
+	}
+	_ = conn.Close()
+	if cb := c.cfg.OnLink; cb != nil {
+		cb(false, cause)
+	}
+	return cause
+}
+
+func (c *Client) linkUp(l *link) {
+	c.mu.Lock()
+	c.link = l
+	c.since = time.Now()
+	if c.everUp {
+		c.reconnects.Add(1)
+	}
+	c.everUp = true
+	close(c.up)
+	c.up = make(chan struct{})
+	c.mu.Unlock()
+	c.log.Info("messagebus link up", "url", c.url.public)
+	if cb := c.cfg.OnLink; cb != nil {
+		cb(true, nil)
+	}
+}
+
+// readLoop is the connection's only reader.
+func (c *Client) readLoop(l *link) error {
+	conn := l.conn
+	conn.SetReadLimit(c.cfg.MaxMessageSize)
+	alive := func() error { return conn.SetReadDeadline(time.Now().Add(c.pongWait)) }
+	_ = alive()
+	conn.SetPongHandler(func(string) error { return alive() })
+	// The writer answers pings, not the reader (gorilla's default): a reader
+	// that writes can deadlock against a peer doing the same over an
+	// unbuffered transport such as the in-memory bus's net.Pipe, and a
+	// reader must never wait on the socket's send side. One pending pong is
+	// enough; a peer only needs some answer.
+	conn.SetPingHandler(func(data string) error {
+		select {
+		case l.pong <- data:
+		default:
+		}
+		return alive()
+	})
+	for {
+		_, raw, err := conn.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		// Any frame proves the bus alive, not only a pong: a long frame
+		// may hold the pong up behind it.
+		_ = alive()
+		c.receive(l, raw)
+	}
+}
+
+// receive handles one frame read from the bus: drop our own echo, parse,
+// deliver. It never panics on any input; bad frames are counted and dropped.
+func (c *Client) receive(l *link, raw []byte) {
+	c.framesIn.Add(1)
+	l.echoMu.Lock()
+	echo := l.echo.consume(raw, time.Now())
+	l.echoMu.Unlock()
+	if echo {
+		c.echoes.Add(1)
+		return
+	}
+	f, err := api.ParseFrame(raw)
+	if err != nil {
+		c.dropped.Add(1)
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("dropped a bus frame that is not a message", "err", err, "len", len(raw), "head", logHead(raw))
+		}
+		return
+	}
+	for _, s := range *c.subs.Load() {
+		s.fn(f)
+	}
+}
+
+// logHead returns the start of an untrusted payload, safe to log.
+func logHead(raw []byte) string {
+	if len(raw) > logPayloadMax {
+		raw = raw[:logPayloadMax]
+	}
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+// writeLoop is the connection's only writer (gorilla/websocket allows one):
+// queued frames, pings, pongs, and the close frame.
+func (c *Client) writeLoop(l *link) {
+	defer close(l.done)
+	conn := l.conn
+	fail := func(err error) {
+		l.writeErr = err
+		_ = conn.Close()
+	}
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-l.send:
+			if err := f.ctx.Err(); err != nil {
+				f.res <- err
+				continue
+			}
+			// Remember before writing: the echo may be read before
+			// WriteMessage returns.
+			l.echoMu.Lock()
+			l.echo.add(f.data, time.Now())
+			l.echoMu.Unlock()
+			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				f.res <- fmt.Errorf("%w: %w", ErrNotConnected, err)
+				fail(err)
+				return
+			}
+			c.framesOut.Add(1)
+			f.res <- nil
+		case <-ping.C:
+			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				fail(err)
+				return
+			}
+		case data := <-l.pong:
+			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
+				fail(err)
+				return
+			}
+		case <-l.stop:
+			if l.graceful {
+				_ = conn.SetWriteDeadline(time.Now().Add(closeGrace))
+				_ = conn.WriteMessage(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			}
+			return
+		}
+	}
+}

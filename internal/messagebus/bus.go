@@ -1,0 +1,274 @@
+// Package messagebus is the gateway's embedded Mycroft / OpenVoiceOS
+// messagebus: what ovos-messagebus is. It serves a websocket on /core,
+// greets each peer with the connected frame and relays every frame it
+// receives, byte for byte, to every connected peer, the sender included
+// (BUS.md, "Transport"). It keeps nothing and authenticates no one, like the
+// real bus.
+package messagebus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Route is the path the bus serves, as on ovos-messagebus.
+const Route = "/core"
+
+// Defaults for Config fields left zero.
+const (
+	DefaultPeerQueue    = 1024
+	DefaultPingInterval = 30 * time.Second
+)
+
+// Timing of a peer connection.
+const (
+	// writeWait bounds each write to a peer.
+	writeWait = 10 * time.Second
+	// closeGrace is how long a closing peer gets to answer our close frame.
+	closeGrace = time.Second
+	// readHeaderTimeout bounds the upgrade request on the in-memory server.
+	readHeaderTimeout = 10 * time.Second
+)
+
+// ConnectedFrame is the first frame every peer receives, exactly as
+// ovos-messagebus sends it (BUS.md, "Transport").
+const ConnectedFrame = `{"type":"` + api.TypeConnected + `","data":{},"context":{"session":{"session_id":"` + api.DefaultSessionID + `"}}}`
+
+// Config configures a Bus. Zero fields take the defaults.
+type Config struct {
+	// Logger receives the bus's logs; nil discards them.
+	Logger *slog.Logger
+	// MaxMessageSize is the read limit per frame; a larger frame
+	// disconnects its sender (default api.DefaultMaxBusMessageSize).
+	MaxMessageSize int64
+	// PeerQueue is each peer's bounded send queue; a peer that lets it fill
+	// up is disconnected, so that one slow peer never stalls the relay.
+	PeerQueue int
+	// PingInterval is how often each peer is pinged; a peer that sends
+	// nothing (not even a pong) for twice as long is disconnected.
+	PingInterval time.Duration
+}
+
+// Bus is an in-process messagebus. Serve Handler over HTTP, or connect
+// in-process through DialContext; stop it with Close.
+type Bus struct {
+	log      *slog.Logger
+	maxSize  int64
+	queue    int
+	ping     time.Duration
+	upgrader websocket.Upgrader
+
+	mu     sync.RWMutex
+	peers  map[*peer]struct{}
+	closed bool
+	mem    *memListener // started by the first DialContext
+	memSrv *http.Server
+	wg     sync.WaitGroup // peer loops and the in-memory server
+
+	closeOnce sync.Once
+}
+
+// New validates cfg and fills its defaults.
+func New(cfg Config) (*Bus, error) {
+	switch {
+	case cfg.MaxMessageSize < 0:
+		return nil, errors.New("messagebus: MaxMessageSize is negative")
+	case cfg.MaxMessageSize == 0:
+		cfg.MaxMessageSize = api.DefaultMaxBusMessageSize
+	}
+	switch {
+	case cfg.PeerQueue < 0:
+		return nil, errors.New("messagebus: PeerQueue is negative")
+	case cfg.PeerQueue == 0:
+		cfg.PeerQueue = DefaultPeerQueue
+	}
+	switch {
+	case cfg.PingInterval < 0:
+		return nil, errors.New("messagebus: PingInterval is negative")
+	case cfg.PingInterval == 0:
+		cfg.PingInterval = DefaultPingInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bus{
+		log:     log,
+		maxSize: cfg.MaxMessageSize,
+		queue:   cfg.PeerQueue,
+		ping:    cfg.PingInterval,
+		upgrader: websocket.Upgrader{
+			// The real bus has no authentication and checks no Origin;
+			// whoever can reach it is a peer. Expose it accordingly.
+			CheckOrigin:     func(*http.Request) bool { return true },
+			WriteBufferPool: &sync.Pool{},
+		},
+		peers: make(map[*peer]struct{}),
+	}, nil
+}
+
+// Handler serves the bus's websocket on Route and 404 elsewhere.
+func (b *Bus) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != Route {
+			http.NotFound(w, r)
+			return
+		}
+		b.serve(w, r)
+	})
+}
+
+// Peers returns how many peers are connected.
+func (b *Bus) Peers() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.peers)
+}
+
+// DialContext opens an in-memory connection to this bus, for
+// busclient.Config.NetDialContext (with URL "ws://embedded/core") or a
+// websocket.Dialer: the same Handler, served over net.Pipe, no socket.
+// network and addr are ignored.
+func (b *Bus) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("messagebus: dial: %w", net.ErrClosed)
+	}
+	if b.mem == nil {
+		b.mem = newMemListener()
+		b.memSrv = &http.Server{
+			Handler:           b.Handler(),
+			ReadHeaderTimeout: readHeaderTimeout,
+			ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+		}
+		b.wg.Add(1)
+		go func(srv *http.Server, l net.Listener) {
+			defer b.wg.Done()
+			_ = srv.Serve(l)
+		}(b.memSrv, b.mem)
+	}
+	mem := b.mem
+	b.mu.Unlock()
+	conn, err := mem.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("messagebus: dial: %w", err)
+	}
+	return conn, nil
+}
+
+// Close disconnects every peer (close frame 1001, bounded wait), stops the
+// in-memory server and waits for every goroutine of the bus. It is
+// idempotent. An HTTP server serving Handler is the caller's to stop.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		peers := make([]*peer, 0, len(b.peers))
+		for p := range b.peers {
+			peers = append(peers, p)
+		}
+		clear(b.peers)
+		srv := b.memSrv
+		b.mu.Unlock()
+		for _, p := range peers {
+			p.shutdown()
+		}
+		if srv != nil {
+			_ = srv.Close()
+		}
+		done := make(chan struct{})
+		go func() { b.wg.Wait(); close(done) }()
+		t := time.NewTimer(2 * closeGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			// A writer stuck in a write to a dead peer: cut the sockets.
+			for _, p := range peers {
+				_ = p.conn.Close()
+			}
+			<-done
+		}
+	})
+	return nil
+}
+
+// serve upgrades one peer and runs its reader on the handler's goroutine.
+func (b *Bus) serve(w http.ResponseWriter, r *http.Request) {
+	b.mu.RLock()
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		http.Error(w, "messagebus closed", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := b.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered the request with an HTTP error.
+		b.log.Debug("messagebus upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	p := newPeer(conn, b.queue)
+	p.send <- outMsg{typ: websocket.TextMessage, data: []byte(ConnectedFrame)} // first, before any relay
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	b.peers[p] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+	b.log.Debug("messagebus peer connected", "remote", r.RemoteAddr)
+
+	go b.writeLoop(p)
+	err = b.readLoop(p)
+	b.remove(p)
+	p.shutdown()
+	<-p.writerDone
+	_ = conn.Close()
+	b.log.Debug("messagebus peer disconnected", "remote", r.RemoteAddr, "err", err)
+}
+
+// relay queues one frame for every connected peer, the sender included.
+// It never blocks: a peer whose queue is full is disconnected. Relays are
+// serialised (as on the single-threaded Python bus), so every peer sees
+// frames in one order: a reply never overtakes, on the way to a third peer,
+// the frame it answers.
+func (b *Bus) relay(m outMsg) {
+	var slow []*peer
+	b.mu.Lock()
+	for p := range b.peers {
+		select {
+		case p.send <- m:
+		default:
+			delete(b.peers, p)
+			slow = append(slow, p)
+		}
+	}
+	b.mu.Unlock()
+	for _, p := range slow {
+		b.log.Warn("messagebus peer too slow, disconnecting", "remote", p.conn.RemoteAddr().String())
+		// Close the socket itself: the writer may be stuck in a write to
+		// this peer, and its reader ends with it.
+		_ = p.conn.Close()
+	}
+}
+
+func (b *Bus) remove(p *peer) {
+	b.mu.Lock()
+	delete(b.peers, p)
+	b.mu.Unlock()
+}
