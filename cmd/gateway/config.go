@@ -1,0 +1,224 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// envPrefix starts every environment variable of the gateway.
+const envPrefix = "GATEWAY_"
+
+// config is every setting of the gateway, read once from the environment
+// (GATEWAY_*) and the matching command-line flags (--bus-url for
+// GATEWAY_BUS_URL); a flag wins over the environment. The help tag is what
+// `gateway --help` and the README's table say.
+type config struct {
+	Addr             string        `env:"ADDR" envDefault:"127.0.0.1:8080" help:"address the HTTP API listens on"`
+	BusURL           string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core; empty starts the embedded bus with its built-in skills"`
+	EmbeddedBusAddr  string        `env:"EMBEDDED_BUS_ADDR" help:"when set, the embedded bus also listens here (ws://ADDR/core) so other peers can join it"`
+	EmbeddedDialect  string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
+	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
+	JWTSecret        api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
+	TokenTTL         time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token"`
+	AdminToken       api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
+	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
+	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
+	IPBlacklist      []string      `env:"IP_BLACKLIST" envSeparator:"," help:"comma-separated CIDRs refused on every route"`
+	IPAllowlist      []string      `env:"IP_ALLOWLIST" envSeparator:"," help:"comma-separated CIDRs never banned automatically"`
+	TrustedProxies   []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs whose X-Forwarded-For is believed"`
+	BanAfter         int           `env:"BAN_AFTER" envDefault:"5" help:"failed attempts from one address that ban it"`
+	BanWindow        time.Duration `env:"BAN_WINDOW" envDefault:"10m" help:"window in which failed attempts are counted"`
+	BanFor           time.Duration `env:"BAN_FOR" envDefault:"1h" help:"how long an automatic ban lasts (doubling for a repeat offender)"`
+	UtteranceTimeout time.Duration `env:"UTTERANCE_TIMEOUT" envDefault:"30s" help:"an utterance with no end signal by then ends with status timeout"`
+	MaxWait          time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
+	Metrics          string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
+	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
+	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info" help:"log level: debug, info, warn or error"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"how long requests in flight may take to finish at shutdown"`
+}
+
+// setting describes one configuration field for flags and help.
+type setting struct {
+	field   string
+	env     string // without prefix
+	flag    string
+	def     string
+	help    string
+	isSlice bool
+}
+
+func settings() []setting {
+	t := reflect.TypeFor[config]()
+	out := make([]setting, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		out = append(out, setting{
+			field:   f.Name,
+			env:     name,
+			flag:    strings.ReplaceAll(strings.ToLower(name), "_", "-"),
+			def:     f.Tag.Get("envDefault"),
+			help:    f.Tag.Get("help"),
+			isSlice: f.Type.Kind() == reflect.Slice,
+		})
+	}
+	return out
+}
+
+// configFlags registers one string flag per setting on fs; the values are
+// merged into the environment map by mergeFlags after parsing.
+func configFlags(fs *flag.FlagSet) map[string]*string {
+	vals := make(map[string]*string)
+	for _, s := range settings() {
+		usage := s.help
+		usage += fmt.Sprintf(" (env %s%s", envPrefix, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		usage += ")"
+		vals[s.env] = fs.String(s.flag, "", usage)
+	}
+	return vals
+}
+
+// loadConfig builds the config from getenv and the flags that were set.
+func loadConfig(getenv func(string) string, fs *flag.FlagSet, vals map[string]*string) (config, error) {
+	environ := make(map[string]string)
+	for _, s := range settings() {
+		if v := getenv(envPrefix + s.env); v != "" {
+			environ[envPrefix+s.env] = v
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for name, v := range vals {
+			if f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") {
+				environ[envPrefix+name] = *v
+			}
+		}
+	})
+	var cfg config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ, Prefix: envPrefix}); err != nil {
+		return config{}, fmt.Errorf("configuration: %w", scrub(err))
+	}
+	return cfg, cfg.validate()
+}
+
+// scrub keeps the names of failing settings but drops the values, which may
+// be secrets.
+func scrub(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		msgs := make([]string, 0, len(agg.Errors))
+		for _, e := range agg.Errors {
+			var pe env.ParseError
+			if errors.As(e, &pe) {
+				msgs = append(msgs, fmt.Sprintf("%s%s: cannot parse as %s", envPrefix, envNameOf(pe.Name), pe.Type))
+				continue
+			}
+			msgs = append(msgs, e.Error())
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+func envNameOf(field string) string {
+	for _, s := range settings() {
+		if s.field == field {
+			return s.env
+		}
+	}
+	return field
+}
+
+func (c config) validate() error {
+	var errs []error
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("GATEWAY_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("GATEWAY_ADMIN_TOKEN must be at least 16 characters"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together"))
+	}
+	if c.TokenTTL < time.Minute {
+		errs = append(errs, errors.New("GATEWAY_TOKEN_TTL must be at least 1m"))
+	}
+	if c.UtteranceTimeout <= 0 || c.MaxWait <= 0 || c.ShutdownTimeout <= 0 || c.BanWindow <= 0 || c.BanFor <= 0 {
+		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.BanAfter < 1 {
+		errs = append(errs, errors.New("GATEWAY_BAN_AFTER must be at least 1"))
+	}
+	switch c.EmbeddedDialect {
+	case "ovos", "classic":
+	default:
+		errs = append(errs, errors.New("GATEWAY_EMBEDDED_DIALECT must be ovos or classic"))
+	}
+	switch c.Metrics {
+	case "on", "off", "admin":
+	default:
+		errs = append(errs, errors.New("GATEWAY_METRICS must be on, off or admin"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, errors.New("GATEWAY_LOG_FORMAT must be text or json"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	for _, list := range []struct {
+		name  string
+		cidrs []string
+	}{{"GATEWAY_IP_BLACKLIST", c.IPBlacklist}, {"GATEWAY_IP_ALLOWLIST", c.IPAllowlist}, {"GATEWAY_TRUSTED_PROXIES", c.TrustedProxies}} {
+		if _, err := parsePrefixes(list.cidrs); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parsePrefixes parses CIDRs; a bare address stands for one host.
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(c)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR or an address", c)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// printSettings writes the settings table for --help.
+func printSettings(w io.Writer) {
+	for _, s := range settings() {
+		def := s.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%-20s %s%-20s default %-16s %s\n", s.flag, envPrefix, s.env, def, s.help)
+	}
+}

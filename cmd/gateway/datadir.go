@@ -1,0 +1,103 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/keys"
+)
+
+// Files kept in the data dir, all owner-only (0600, in a 0700 directory).
+const (
+	dbFile         = "gateway.db"
+	jwtSecretFile  = "jwt-secret.bin"
+	adminTokenFile = "admin-token.sha256"
+)
+
+// openDataDir creates the data dir owner-only if it is missing.
+func openDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
+}
+
+// jwtSecret returns the configured secret, or the one kept in the data dir,
+// made at the first start (64 random bytes, owner-only).
+func jwtSecret(cfg config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret.Reveal()), nil
+	}
+	path := filepath.Join(cfg.DataDir, jwtSecretFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if len(b) < 32 {
+			return nil, fmt.Errorf("%s is shorter than 32 bytes; remove it to make a new one", path)
+		}
+		return b, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("read JWT secret: %w", err)
+	}
+	b = make([]byte, 64)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := writeNew(path, b); err != nil {
+		return nil, fmt.Errorf("keep JWT secret: %w", err)
+	}
+	return b, nil
+}
+
+// adminTokenHash returns the SHA-256 of the admin token: of the configured
+// one, else of the one kept (as a hash only) in the data dir. At the first
+// start without a configured token it makes one and returns it too, so it
+// can be printed this once.
+func adminTokenHash(cfg config) (hash [sha256.Size]byte, generated api.Secret, err error) {
+	if cfg.AdminToken != "" {
+		return sha256.Sum256([]byte(cfg.AdminToken.Reveal())), "", nil
+	}
+	path := filepath.Join(cfg.DataDir, adminTokenFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(raw) != sha256.Size {
+			return hash, "", fmt.Errorf("%s is damaged; remove it to make a new admin token", path)
+		}
+		copy(hash[:], raw)
+		return hash, "", nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return hash, "", fmt.Errorf("read admin token hash: %w", err)
+	}
+	tok, err := keys.NewToken("gwa_")
+	if err != nil {
+		return hash, "", err
+	}
+	hash = sha256.Sum256([]byte(tok.Reveal()))
+	if err := writeNew(path, []byte(hex.EncodeToString(hash[:])+"\n")); err != nil {
+		return hash, "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	return hash, tok, nil
+}
+
+// writeNew writes a new owner-only file, failing if it exists.
+func writeNew(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

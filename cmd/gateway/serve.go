@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"time"
+
+	project "github.com/ovosgw/gateway"
+	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/clients"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/metrics"
+	"github.com/ovosgw/gateway/internal/sessions"
+	"github.com/ovosgw/gateway/internal/skills"
+	"github.com/ovosgw/gateway/internal/store"
+	"github.com/ovosgw/gateway/internal/tokens"
+	"github.com/ovosgw/gateway/internal/utterances"
+	"github.com/ovosgw/gateway/web"
+)
+
+// embeddedBusURL is what the gateway dials for its in-process bus; the host
+// is never resolved (the bus's own dialer connects in memory).
+const embeddedBusURL = "ws://embedded/core"
+
+// serve builds every component, serves until ctx ends, then shuts down in
+// order: streams told to end, HTTP server drained, hub closed, bus link
+// closed, embedded assistant stopped, store closed.
+func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if err := openDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	adminHash, newAdminToken, err := adminTokenHash(cfg)
+	if err != nil {
+		return err
+	}
+	trusted, _ := parsePrefixes(cfg.TrustedProxies) // validated by loadConfig
+
+	// Background work lives under one context and one WaitGroup, stopped
+	// after the HTTP server has drained.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	goBG := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(bg); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background task ended", slog.String("task", name), slog.Any("err", err))
+			}
+		})
+	}
+	defer func() { stopBG(); wg.Wait() }()
+
+	// The bus: the assistant's, or our embedded one with its skills.
+	busURL := cfg.BusURL
+	var dial func(context.Context, string, string) (net.Conn, error)
+	if busURL == "" {
+		mb, err := messagebus.New(messagebus.Config{Logger: log.With("component", "messagebus")})
+		if err != nil {
+			return err
+		}
+		defer mb.Close()
+		busURL, dial = embeddedBusURL, mb.DialContext
+		if cfg.EmbeddedBusAddr != "" {
+			stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, mb.Handler(), log)
+			if err != nil {
+				return err
+			}
+			defer stopBus()
+			fmt.Fprintf(stdout, "embedded messagebus: ws://%s/core\n", addr)
+		}
+		skillLink, err := busclient.New(busclient.Config{URL: busURL, Name: "skills", NetDialContext: dial, Logger: log.With("component", "skills-link")})
+		if err != nil {
+			return err
+		}
+		sk, err := skills.New(skills.Config{Dialect: cfg.EmbeddedDialect, Logger: log.With("component", "skills")}, skillLink)
+		if err != nil {
+			return err
+		}
+		goBG("skills link", skillLink.Run)
+		goBG("skills", sk.Run)
+	}
+
+	streams, err := hub.New(hub.Config{Logger: log.With("component", "hub")})
+	if err != nil {
+		return err
+	}
+	var br *bridge.Bridge
+	link, err := busclient.New(busclient.Config{
+		URL: busURL, Name: "gateway", NetDialContext: dial, Logger: log.With("component", "bus"),
+		OnLink: func(up bool, err error) {
+			if up {
+				log.Info("bus link up", slog.String("bus", redactURL(busURL)))
+				return
+			}
+			log.Warn("bus link down", slog.Any("err", err))
+			if br != nil {
+				br.LinkDown()
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var reg *clients.Registry
+	br, err = bridge.New(bridge.Config{
+		UtteranceTimeout: cfg.UtteranceTimeout,
+		Logger:           log.With("component", "bridge"),
+		Resolve: func(name string) (string, bool) {
+			id, err := reg.Resolve(context.Background(), name)
+			return id, err == nil
+		},
+	}, link, streams)
+	if err != nil {
+		return err
+	}
+	reg, err = clients.New(st, streams, br, log.With("component", "clients"))
+	if err != nil {
+		return err
+	}
+	// The pump: every frame from the bus goes through the bridge to the hub.
+	unsubscribe := link.Subscribe(br.Dispatch)
+	defer unsubscribe()
+	goBG("bridge", br.Run)
+	goBG("bus link", link.Run)
+
+	tok, err := tokens.New(tokens.Config{Secret: secret, TTL: cfg.TokenTTL}, st)
+	if err != nil {
+		return err
+	}
+	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions")}, tok, st, streams, br)
+	if err != nil {
+		return err
+	}
+	talk, err := utterances.New(reg, nil, br, "en-us")
+	if err != nil {
+		return err
+	}
+	if err := reg.Sync(ctx); err != nil {
+		return err
+	}
+	goBG("store watch", func(ctx context.Context) error {
+		st.Watch(ctx, time.Second, func() {
+			if err := reg.Sync(ctx); err != nil {
+				log.Warn("client sync", slog.Any("err", err))
+			}
+		})
+		return nil
+	})
+
+	m := metrics.New(metrics.Sources{Bus: link, Hub: streams, Bridge: br})
+	hcfg := handlers.Config{
+		Logger:         log.With("component", "http"),
+		TrustedProxies: trusted,
+		SecureCookies:  cfg.TLSCert != "",
+		MaxWait:        cfg.MaxWait,
+		OpenAPI:        project.OpenAPI(),
+		Console:        web.Handler(),
+		Observe:        m.ObserveRequest,
+	}
+	if cfg.Metrics != "off" {
+		hcfg.Metrics, hcfg.MetricsAdmin = m.Handler(), cfg.Metrics == "admin"
+	}
+	api, err := handlers.New(hcfg, handlers.Deps{
+		Sessions: sess, Clients: reg, Utterances: talk, Streams: streams,
+		Ready: readiness{link},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: it would cut streams; each stream write has its own deadline.
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	served := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	base := fmt.Sprintf("%s://%s", scheme, ln.Addr())
+	if newAdminToken != "" {
+		fmt.Fprintf(stdout, "admin token (shown once, only its hash is kept): %s\n", newAdminToken.Reveal())
+	}
+	fmt.Fprintf(stdout, "gateway listening on %s (console %s/)\n", base, base)
+	log.Info("gateway started", slog.String("addr", ln.Addr().String()), slog.String("bus", redactURL(busURL)))
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down")
+	api.Close()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", slog.Any("err", err))
+		_ = srv.Close()
+	}
+	streams.Close()
+	return nil
+}
+
+// readiness reports the bus link as the gateway's readiness.
+type readiness struct{ link *busclient.Client }
+
+func (r readiness) Ready() (bool, string) {
+	st := r.link.Status()
+	if st.Connected {
+		return true, ""
+	}
+	if st.LastError != "" {
+		return false, "bus link down: " + st.LastError
+	}
+	return false, "bus link down"
+}
+
+// redactURL drops any user information from a URL before it is logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	return u.String()
+}
+
+// listenBus serves the embedded bus on addr for other peers.
+func listenBus(addr string, h http.Handler, log *slog.Logger) (stop func(), bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("embedded bus listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, ln.Addr().String(), nil
+}

@@ -1,0 +1,77 @@
+package handlers_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	gateway "github.com/ovosgw/gateway"
+	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/clients"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/sessions"
+	"github.com/ovosgw/gateway/internal/utterances"
+)
+
+// TestRoutesMatchOpenAPI walks the router and compares its routes, both
+// ways, with the operations of openapi.yaml: the document describes exactly
+// what the server serves.
+func TestRoutesMatchOpenAPI(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(gateway.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			want[method+" "+path] = true
+		}
+	}
+	// Only construction matters here: the walk calls no dependency.
+	srv, err := handlers.New(handlers.Config{Metrics: http.NotFoundHandler(), Console: http.NotFoundHandler(), OpenAPI: []byte("x")}, handlers.Deps{
+		Sessions:   (*sessions.Sessions)(nil),
+		Clients:    (*clients.Registry)(nil),
+		Utterances: (*utterances.Service)(nil),
+		Streams:    (*hub.Hub)(nil),
+		Ready:      readyStub{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	err = srv.Walk(func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		route = strings.Replace(route, "/*", "/{path}", 1)
+		got[method+" "+route] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range got {
+		if !want[r] {
+			t.Errorf("served but not in openapi.yaml: %s", r)
+		}
+	}
+	for r := range want {
+		if !got[r] {
+			t.Errorf("in openapi.yaml but not served: %s", r)
+		}
+	}
+	if t.Failed() {
+		keys := slices.Sorted(func(yield func(string) bool) {
+			for k := range got {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		t.Logf("served: %v", keys)
+	}
+}
+
+type readyStub struct{}
+
+func (readyStub) Ready() (bool, string) { return true, "" }

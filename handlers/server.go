@@ -1,0 +1,177 @@
+// Package handlers is the gateway's HTTP API: the Server, its routes (one
+// function shows them all), JSON and problem+json helpers, and the
+// Server-Sent-Events handler. Its dependencies are small interfaces declared
+// here and implemented by the services under internal/.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/middleware"
+)
+
+// Sessions logs clients in and out and checks their tokens.
+type Sessions interface {
+	middleware.SessionVerifier
+	middleware.AdminVerifier
+	Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error)
+	Logout(ctx context.Context, id middleware.Identity) error
+	Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error)
+	RedeemTicket(ctx context.Context, ticket string) (middleware.Identity, error)
+}
+
+// Clients is the client registry as the API sees it.
+type Clients interface {
+	Profile(ctx context.Context, id string) (api.ClientProfile, error)
+	SetNames(ctx context.Context, id string, r api.NamesRequest) (api.ClientProfile, error)
+	// Resolve maps an id or alias to the client's id (ENOTFOUND otherwise).
+	Resolve(ctx context.Context, idOrAlias string) (string, error)
+	List(ctx context.Context) ([]api.AdminClient, error)
+	Create(ctx context.Context, r api.CreateClientRequest) (api.ClientKeyResponse, error)
+	Delete(ctx context.Context, id string) error
+	RotateKey(ctx context.Context, id string) (api.ClientKeyResponse, error)
+}
+
+// Utterances puts what clients say on the bus. With wait > 0 it returns the
+// result once handling ends (or the wait runs out); otherwise it returns as
+// soon as the utterance is on the bus.
+type Utterances interface {
+	Say(ctx context.Context, id middleware.Identity, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
+}
+
+// Streams hands out subscriptions to clients' event streams.
+type Streams interface {
+	Subscribe(clientID, sessionID, lastEventID string) *hub.Subscription
+}
+
+// Readiness says whether the gateway can serve utterances (its bus link is up)
+// and, when not, why.
+type Readiness interface {
+	Ready() (bool, string)
+}
+
+// Blacklist is the IP blacklist as the admin routes manage it.
+type Blacklist interface {
+	middleware.Blocker
+	List(ctx context.Context) ([]api.BlacklistEntry, error)
+	Add(ctx context.Context, r api.BlacklistRequest) (api.BlacklistEntry, error)
+	Remove(ctx context.Context, cidr string) error
+}
+
+// ProtectedIntents manages the per-intent passwords.
+type ProtectedIntents interface {
+	List(ctx context.Context) ([]api.ProtectedIntent, error)
+	Protect(ctx context.Context, pattern string, password api.Secret) (api.ProtectedIntent, error)
+	Unprotect(ctx context.Context, pattern string) error
+}
+
+// Config is the HTTP layer's own configuration.
+type Config struct {
+	Logger *slog.Logger
+	// MaxBodyBytes caps JSON request bodies (default 64 KiB).
+	MaxBodyBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// SecureCookies marks the session cookie Secure (set when serving TLS).
+	SecureCookies bool
+	// Heartbeat is the longest a stream stays silent (default 15s).
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to a stream (default 10s).
+	WriteTimeout time.Duration
+	// Retry is the reconnection delay hinted at the start of a stream (default 2s).
+	Retry time.Duration
+	// MaxWait is the longest ?wait= accepted (default 2m).
+	MaxWait time.Duration
+	// Metrics serves /metrics when not nil; MetricsAdmin requires the admin token for it.
+	Metrics      http.Handler
+	MetricsAdmin bool
+	// OpenAPI is the document served at /openapi.yaml.
+	OpenAPI []byte
+	// Console serves the web console at / (and its assets).
+	Console http.Handler
+	// Observe, when not nil, is told of every finished request.
+	Observe func(r *http.Request, route string, status int, d time.Duration)
+	// AuthFailed, when not nil, is told of every refused credential.
+	AuthFailed func(r *http.Request, err error)
+}
+
+// Deps are the services the API fronts. Blacklist and ProtectedIntents may
+// be nil: their routes then answer 404.
+type Deps struct {
+	Sessions         Sessions
+	Clients          Clients
+	Utterances       Utterances
+	Streams          Streams
+	Ready            Readiness
+	Blacklist        Blacklist
+	ProtectedIntents ProtectedIntents
+}
+
+// CookieName is the browser's session cookie.
+const CookieName = "gw_session"
+
+// Server is the gateway's HTTP API.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	handler   http.Handler
+}
+
+// New validates cfg and deps, fills defaults and builds the routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Sessions == nil || deps.Clients == nil || deps.Utterances == nil || deps.Streams == nil || deps.Ready == nil {
+		return nil, errors.New("handlers: Sessions, Clients, Utterances, Streams and Ready are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 2 * time.Second
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 2 * time.Minute
+	}
+	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, closing: make(chan struct{})}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close tells every open stream to end (with a reconnect hint) and makes new
+// streams refuse; call it before http.Server.Shutdown, which does not end
+// streaming handlers by itself.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// handlerFunc is a handler that returns its error to the one error path.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Walk visits every route of the API (for the test that compares them with
+// openapi.yaml).
+func (s *Server) Walk(fn chi.WalkFunc) error {
+	return chi.Walk(s.handler.(chi.Routes), fn)
+}

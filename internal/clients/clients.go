@@ -1,0 +1,228 @@
+// Package clients is the client registry as the API and the command line use
+// it: profiles, names and aliases, creation with a fresh access key (shown
+// once, stored only as its Argon2id hash), key rotation and deletion, each of
+// which ends what the client had open.
+package clients
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/keys"
+	"github.com/ovosgw/gateway/internal/store"
+)
+
+// Store is the persistence the registry uses.
+type Store interface {
+	CreateClient(ctx context.Context, c store.Client) error
+	Client(ctx context.Context, id string) (store.Client, error)
+	ResolveClient(ctx context.Context, idOrAlias string) (store.Client, error)
+	Clients(ctx context.Context) ([]store.Client, error)
+	DeleteClient(ctx context.Context, id string) error
+	SetNames(ctx context.Context, id, name string, aliases []string) (store.Client, error)
+	SetKey(ctx context.Context, id, keyHash string) (store.Client, error)
+}
+
+// Streams ends a client's open streams (the stream hub).
+type Streams interface {
+	Kick(clientID, sessionID string, reason error)
+	Forget(clientID string)
+}
+
+// Bridge forgets a deleted client's pending bus state.
+type Bridge interface {
+	ForgetClient(clientID string)
+}
+
+// Registry implements the client routes and commands.
+type Registry struct {
+	store   Store
+	streams Streams
+	bridge  Bridge
+	log     *slog.Logger
+	known   map[string]int64 // id -> key version, as last seen by Sync
+}
+
+// New builds a Registry. streams and bridge may be nil (the command line).
+func New(st Store, streams Streams, bridge Bridge, log *slog.Logger) (*Registry, error) {
+	if st == nil {
+		return nil, errors.New("clients: a store is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{store: st, streams: streams, bridge: bridge, log: log}, nil
+}
+
+func profile(c store.Client) api.ClientProfile {
+	return api.ClientProfile{ID: c.ID, Name: c.Name, Aliases: nonNil(c.Aliases)}
+}
+
+func adminView(c store.Client) api.AdminClient {
+	return api.AdminClient{ID: c.ID, Name: c.Name, Aliases: nonNil(c.Aliases), CreatedAt: c.CreatedAt.UTC()}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Profile returns a client's id, name and aliases.
+func (r *Registry) Profile(ctx context.Context, id string) (api.ClientProfile, error) {
+	c, err := r.store.Client(ctx, id)
+	if err != nil {
+		return api.ClientProfile{}, err
+	}
+	return profile(c), nil
+}
+
+// SetNames sets a client's display name and aliases (the seed's names on
+// connect). An empty name falls back to the id.
+func (r *Registry) SetNames(ctx context.Context, id string, req api.NamesRequest) (api.ClientProfile, error) {
+	name, aliases, err := store.NormalizeNames(orDefault(req.Name, id), req.Aliases)
+	if err != nil {
+		return api.ClientProfile{}, err
+	}
+	c, err := r.store.SetNames(ctx, id, name, aliases)
+	if err != nil {
+		return api.ClientProfile{}, err
+	}
+	return profile(c), nil
+}
+
+// Resolve maps an id or alias to the client's id.
+func (r *Registry) Resolve(ctx context.Context, idOrAlias string) (string, error) {
+	c, err := r.store.ResolveClient(ctx, idOrAlias)
+	if err != nil {
+		return "", err
+	}
+	return c.ID, nil
+}
+
+// List returns every client, for the admin.
+func (r *Registry) List(ctx context.Context) ([]api.AdminClient, error) {
+	cs, err := r.store.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.AdminClient, len(cs))
+	for i, c := range cs {
+		out[i] = adminView(c)
+	}
+	return out, nil
+}
+
+// Create registers a client and returns its access key, this once.
+func (r *Registry) Create(ctx context.Context, req api.CreateClientRequest) (api.ClientKeyResponse, error) {
+	if !store.ValidID(req.ID) {
+		return api.ClientKeyResponse{}, api.Errorf(api.EINVALID, "id must be 1 to 63 lowercase letters, digits, '-' or '_'")
+	}
+	name, aliases, err := store.NormalizeNames(orDefault(req.Name, req.ID), req.Aliases)
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	key, err := keys.NewAccessKey()
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	hash, err := keys.Hash(key.Reveal())
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	c := store.Client{ID: req.ID, Name: name, Aliases: aliases, KeyHash: hash, KeyVersion: 1, CreatedAt: time.Now().UTC()}
+	if err := r.store.CreateClient(ctx, c); err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	c, err = r.store.Client(ctx, req.ID)
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "client created", slog.String("client_id", c.ID))
+	return keyResponse(c, key), nil
+}
+
+func keyResponse(c store.Client, key api.Secret) api.ClientKeyResponse {
+	return api.ClientKeyResponse{ID: c.ID, Name: c.Name, Aliases: nonNil(c.Aliases), CreatedAt: c.CreatedAt.UTC(), AccessKey: key}
+}
+
+// Delete removes a client; its sessions stop working and its streams end.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	if err := r.store.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	r.forget(id)
+	r.log.LogAttrs(ctx, slog.LevelInfo, "client deleted", slog.String("client_id", id))
+	return nil
+}
+
+func (r *Registry) forget(id string) {
+	if r.streams != nil {
+		r.streams.Forget(id)
+	}
+	if r.bridge != nil {
+		r.bridge.ForgetClient(id)
+	}
+}
+
+// RotateKey gives a client a new access key (returned this once); sessions
+// opened with the old key end at once.
+func (r *Registry) RotateKey(ctx context.Context, id string) (api.ClientKeyResponse, error) {
+	key, err := keys.NewAccessKey()
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	hash, err := keys.Hash(key.Reveal())
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	c, err := r.store.SetKey(ctx, id, hash)
+	if err != nil {
+		return api.ClientKeyResponse{}, err
+	}
+	if r.streams != nil {
+		r.streams.Kick(id, "", hub.ErrKicked)
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "client key rotated", slog.String("client_id", id))
+	return keyResponse(c, key), nil
+}
+
+// Sync compares the clients in the store with those seen at the last call and
+// ends the streams of clients deleted or re-keyed meanwhile, by the command
+// line in another process. The first call only records. Call it from one
+// goroutine (store.Watch's callback).
+func (r *Registry) Sync(ctx context.Context) error {
+	cs, err := r.store.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	now := make(map[string]int64, len(cs))
+	for _, c := range cs {
+		now[c.ID] = c.KeyVersion
+	}
+	if r.known != nil {
+		for id, v := range r.known {
+			nv, ok := now[id]
+			switch {
+			case !ok:
+				r.forget(id)
+			case nv != v && r.streams != nil:
+				r.streams.Kick(id, "", hub.ErrKicked)
+			}
+		}
+	}
+	r.known = now
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+// Package utterances is what happens when a client speaks: the gate for
+// protected intents runs first, then the bus bridge emits the utterance, and
+// with a wait the result is collected.
+package utterances
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/middleware"
+)
+
+// Names looks up a client's display name, which goes on the bus as
+// context.client_name.
+type Names interface {
+	Profile(ctx context.Context, id string) (api.ClientProfile, error)
+}
+
+// Gate decides whether an utterance may reach the bus: it returns the
+// intent patterns to list in the session's blacklisted_intents, or an
+// *api.Error (password-required, password-invalid, unavailable). A nil Gate
+// lets everything through.
+type Gate interface {
+	Check(ctx context.Context, u bridge.Utterance, password api.Secret) (blacklisted []string, err error)
+}
+
+// Bridge is the bus bridge.
+type Bridge interface {
+	Send(ctx context.Context, u bridge.Utterance, collect bool) (*bridge.Pending, error)
+}
+
+// Service implements POST /v1/utterances.
+type Service struct {
+	names  Names
+	gate   Gate
+	bridge Bridge
+	lang   string
+}
+
+// New builds the service; gate may be nil. defaultLang is used when the
+// client names none.
+func New(names Names, gate Gate, b Bridge, defaultLang string) (*Service, error) {
+	if names == nil || b == nil {
+		return nil, errors.New("utterances: names and bridge are required")
+	}
+	if defaultLang == "" {
+		defaultLang = "en-us"
+	}
+	return &Service{names: names, gate: gate, bridge: b, lang: defaultLang}, nil
+}
+
+// Say puts the client's utterance on the bus. With wait > 0 it returns what
+// the assistant said once handling ends, it asks a follow-up question, or the
+// wait runs out (status "accepted": the done event still comes on the stream).
+func (s *Service) Say(ctx context.Context, id middleware.Identity, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error) {
+	if id.ClientID == "" || id.SessionID == "" {
+		return api.UtteranceResult{}, api.Errorf(api.EFORBIDDEN, "only a client session can speak")
+	}
+	p, err := s.names.Profile(ctx, id.ClientID)
+	if err != nil {
+		return api.UtteranceResult{}, err
+	}
+	lang := r.Lang
+	if lang == "" {
+		lang = s.lang
+	}
+	u := bridge.Utterance{ClientID: id.ClientID, ClientName: p.Name, SessionID: id.SessionID, Text: r.Utterance, Lang: lang}
+	if s.gate != nil {
+		bl, err := s.gate.Check(ctx, u, r.Password)
+		if err != nil {
+			return api.UtteranceResult{}, err
+		}
+		u.BlacklistedIntents = bl
+	}
+	pending, err := s.bridge.Send(ctx, u, wait > 0)
+	if err != nil {
+		return api.UtteranceResult{}, err
+	}
+	res := api.UtteranceResult{ID: pending.ID(), ClientID: id.ClientID, SessionID: id.SessionID, Status: api.StatusAccepted}
+	if wait <= 0 {
+		return res, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	out := pending.Wait(wctx)
+	out.ID, out.ClientID, out.SessionID = res.ID, res.ClientID, res.SessionID
+	return out, nil
+}
