@@ -105,13 +105,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	var br *bridge.Bridge
 	link, err := busclient.New(busclient.Config{
 		URL: busURL, Name: "gateway", NetDialContext: dial, Logger: log.With("component", "bus"),
-		OnLink: func(up bool, err error) {
-			if up {
-				log.Info("bus link up", slog.String("bus", redactURL(busURL)))
-				return
-			}
-			log.Warn("bus link down", slog.Any("err", err))
-			if br != nil {
+		// The link logs its own ups and downs; the bridge ends what was pending.
+		OnLink: func(up bool, _ error) {
+			if !up && br != nil {
 				br.LinkDown()
 			}
 		},

@@ -200,7 +200,15 @@ func (s *Store) ResolveClient(ctx context.Context, idOrAlias string) (Client, er
 	cache := s.clients.Load()
 	c, ok := cache.byID[cache.byName[idOrAlias]]
 	if !ok {
-		return Client{}, api.Errorf(api.ENOTFOUND, "client %s not found", quote(idOrAlias))
+		// A client just added by the command line in another process must
+		// not be unknown for up to RefreshInterval: check the file once more.
+		if err := s.refreshNow(ctx); err != nil {
+			return Client{}, err
+		}
+		cache = s.clients.Load()
+		if c, ok = cache.byID[cache.byName[idOrAlias]]; !ok {
+			return Client{}, api.Errorf(api.ENOTFOUND, "client %s not found", quote(idOrAlias))
+		}
 	}
 	return c.clone(), nil
 }

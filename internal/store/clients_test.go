@@ -311,3 +311,22 @@ func FuzzNormalizeNames(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveSeesAClientAddedElsewhereAtOnce: a client added by the command
+// line (another process) logs in right away, without waiting for the
+// periodic refresh.
+func TestResolveSeesAClientAddedElsewhereAtOnce(t *testing.T) {
+	server, path := newStore(t)
+	ctx := context.Background()
+	if _, err := server.Clients(ctx); err != nil { // a fresh check: the next periodic one is 250ms away
+		t.Fatal(err)
+	}
+	cli := open(t, path)
+	if err := cli.CreateClient(ctx, Client{ID: "porch", Name: "Porch", KeyHash: "h", KeyVersion: 1, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := server.ResolveClient(ctx, "porch")
+	if err != nil || c.ID != "porch" {
+		t.Fatalf("ResolveClient = %+v, %v", c, err)
+	}
+}

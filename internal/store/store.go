@@ -247,6 +247,14 @@ func (s *Store) maybeRefresh(ctx context.Context) error {
 	return s.reloadLocked(ctx, false)
 }
 
+// refreshNow checks data_version at once (waiting for a writer in progress)
+// and reloads when another connection committed since.
+func (s *Store) refreshNow(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked(ctx, false)
+}
+
 // reloadLocked checks data_version and, when it moved (or force), reloads
 // clients and revocations in one read transaction. s.mu must be held.
 func (s *Store) reloadLocked(ctx context.Context, force bool) error {
