@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -53,7 +54,7 @@ func AccessLog(log *slog.Logger, observe func(r *http.Request, route string, sta
 					slog.Int("status", status),
 					slog.Int("bytes", ww.BytesWritten()),
 					slog.Duration("duration", d),
-					slog.String("remote", chimw.GetClientIP(ctx)),
+					slog.String("remote", who.addr.String()),
 				}
 				if who.clientID != "" {
 					attrs = append(attrs, slog.String("client_id", who.clientID))
@@ -79,13 +80,22 @@ func routePattern(r *http.Request) string {
 
 // who is a per-request slot the authentication middleware fills in, so that
 // the access log (which runs outside it) can name the client.
-type who struct{ clientID string }
+type who struct {
+	clientID string
+	addr     netip.Addr
+}
 
 type whoKey struct{}
 
 func withWho(ctx context.Context) (context.Context, *who) {
 	w := &who{}
 	return context.WithValue(ctx, whoKey{}, w), w
+}
+
+func noteAddr(ctx context.Context, addr netip.Addr) {
+	if w, ok := ctx.Value(whoKey{}).(*who); ok {
+		w.addr = addr
+	}
 }
 
 func noteClient(ctx context.Context, clientID string) {

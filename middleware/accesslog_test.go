@@ -23,7 +23,7 @@ func TestAccessLogOneLineWithoutQuery(t *testing.T) {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.AccessLog(log, func(_ *http.Request, route string, status int, _ time.Duration) {
 		observed = append(observed, route)
-	}))
+	}), middleware.ClientIP(nil))
 	r.Get("/v1/things/{id}", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, errors.New("database on fire"))
 	})
@@ -35,7 +35,7 @@ func TestAccessLogOneLineWithoutQuery(t *testing.T) {
 	if strings.Count(line, "\n") != 1 {
 		t.Fatalf("want one line, got %q", line)
 	}
-	for _, want := range []string{"route=/v1/things/{id}", "status=500", `error="database on fire"`, "request_id="} {
+	for _, want := range []string{"route=/v1/things/{id}", "status=500", `error="database on fire"`, "request_id=", "remote=192.0.2.1"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log line lacks %q: %s", want, line)
 		}

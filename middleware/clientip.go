@@ -13,14 +13,22 @@ import (
 // old RealIP middleware believed any peer and is deprecated as spoofable).
 // Read the result with ClientAddr.
 func ClientIP(trustedProxies []netip.Prefix) func(http.Handler) http.Handler {
-	if len(trustedProxies) == 0 {
-		return chimw.ClientIPFromRemoteAddr
+	settle := chimw.ClientIPFromRemoteAddr
+	if len(trustedProxies) > 0 {
+		s := make([]string, len(trustedProxies))
+		for i, p := range trustedProxies {
+			s[i] = p.String()
+		}
+		settle = chimw.ClientIPFromXFF(s...)
 	}
-	s := make([]string, len(trustedProxies))
-	for i, p := range trustedProxies {
-		s[i] = p.String()
+	return func(next http.Handler) http.Handler {
+		// Tell the access log (which runs outside) what was settled.
+		note := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			noteAddr(r.Context(), ClientAddr(r))
+			next.ServeHTTP(w, r)
+		})
+		return settle(note)
 	}
-	return chimw.ClientIPFromXFF(s...)
 }
 
 // ClientAddr returns the client address settled by ClientIP (invalid when it
