@@ -1,0 +1,452 @@
+// Package bans turns repeated failures into consequences: an address that
+// fails to authenticate too often within a window is banned (an automatic
+// blacklist entry), for longer each time it comes back; and logins for a
+// client id that keeps failing are slowed down, from any address.
+//
+// The slow-down is deliberately not a lockout: a lockout per client id would
+// let anyone shut the owner out by failing on purpose. Nothing here removes a
+// ban; a successful login only ends its client's slow-down.
+//
+// IPv6 addresses are counted (and banned) per /64 by default: one subscriber
+// or LAN usually holds a whole /64 (RFC 6177), so counting single addresses
+// would let an attacker rotate through 2^64 of them, one failure each.
+package bans
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Defaults for Config.
+const (
+	DefaultAfter         = 5
+	DefaultWindow        = 10 * time.Minute
+	DefaultFor           = time.Hour
+	DefaultMaxFor        = 30 * 24 * time.Hour
+	DefaultRemember      = 7 * 24 * time.Hour
+	DefaultMaxTracked    = 100_000
+	DefaultIPv6Bits      = 64
+	DefaultLoginFree     = 3
+	DefaultLoginDelay    = 250 * time.Millisecond
+	DefaultLoginMaxDelay = 8 * time.Second
+	DefaultBanTimeout    = 5 * time.Second
+)
+
+// maxAfter bounds Config.After: it is also how many timestamps each tracked
+// address keeps.
+const maxAfter = 1000
+
+// maxClientKey bounds how much of a client id is kept as a key: ids are at
+// most 63 characters, and an attacker's longer ones must not cost memory.
+const maxClientKey = 64
+
+// Banner blocks a range for a while (*blacklist.Blacklist).
+type Banner interface {
+	BanPrefix(ctx context.Context, p netip.Prefix, reason string, d time.Duration) (api.BlacklistEntry, error)
+}
+
+// Config is the ban policy. Zero fields take the defaults.
+type Config struct {
+	// After failures within Window ban the address (GATEWAY_BAN_AFTER,
+	// default 5; GATEWAY_BAN_WINDOW, default 10m).
+	After  int
+	Window time.Duration
+	// For is the first ban's length (GATEWAY_BAN_FOR, default 1h); each
+	// further ban of the same address doubles it, up to MaxFor (30 days).
+	For    time.Duration
+	MaxFor time.Duration
+	// Remember is how long after its last ban ended an address's repeat
+	// count is kept (default 7 days); after that it starts again at For.
+	Remember time.Duration
+	// Allow lists ranges never banned (GATEWAY_IP_ALLOWLIST).
+	Allow []netip.Prefix
+	// MaxTracked bounds the addresses and the client ids tracked (each;
+	// default 100000); the least recently seen are forgotten first.
+	MaxTracked int
+	// IPv6Bits is the IPv6 prefix counted and banned as one (default 64;
+	// 128 counts single addresses).
+	IPv6Bits int
+	// LoginFree failures of a client id within Window cost nothing (default
+	// 3): the attempts after them wait LoginDelay (250ms), doubling with each
+	// further failure up to LoginMaxDelay (8s).
+	LoginFree     int
+	LoginDelay    time.Duration
+	LoginMaxDelay time.Duration
+	// BanTimeout bounds the write of a ban (default 5s).
+	BanTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives bans (nil: discard).
+	Logger *slog.Logger
+}
+
+// Stats counts what the bans did, for metrics.
+type Stats struct {
+	// Failures counted (not allowlisted).
+	Failures uint64
+	// Bans made.
+	Bans uint64
+	// BanErrors are bans that could not be written.
+	BanErrors uint64
+	// Allowlisted failures, never counted.
+	Allowlisted uint64
+	// LoginFailures counted per client id.
+	LoginFailures uint64
+	// Tracked addresses (ranges) and client ids right now.
+	Tracked        int
+	TrackedClients int
+}
+
+// Bans counts failures. It is safe for concurrent use.
+type Bans struct {
+	cfg Config
+	b   Banner
+	log *slog.Logger
+
+	mu      sync.Mutex
+	addrs   lru[netip.Prefix, *addrRecord]
+	clients lru[string, *loginRecord]
+
+	failures, bans, banErrors, allowlisted, loginFailures atomic.Uint64
+}
+
+// addrRecord is what is known of one address (range).
+type addrRecord struct {
+	fails   []int64 // unix nanoseconds of recent failures, oldest first, at most After
+	repeats int     // bans so far
+	banEnd  int64   // when the last ban ends
+}
+
+// loginRecord counts a client id's recent failed logins.
+type loginRecord struct {
+	n    int
+	last int64
+}
+
+// New validates cfg, fills defaults and returns the ban counter; b receives
+// the bans.
+func New(cfg Config, b Banner) (*Bans, error) {
+	if b == nil {
+		return nil, errors.New("bans: a banner is required")
+	}
+	def := func(d *time.Duration, v time.Duration, name string) error {
+		switch {
+		case *d < 0:
+			return fmt.Errorf("bans: %s must not be negative", name)
+		case *d == 0:
+			*d = v
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		d    *time.Duration
+		v    time.Duration
+		name string
+	}{
+		{&cfg.Window, DefaultWindow, "Window"},
+		{&cfg.For, DefaultFor, "For"},
+		{&cfg.MaxFor, DefaultMaxFor, "MaxFor"},
+		{&cfg.Remember, DefaultRemember, "Remember"},
+		{&cfg.LoginDelay, DefaultLoginDelay, "LoginDelay"},
+		{&cfg.LoginMaxDelay, DefaultLoginMaxDelay, "LoginMaxDelay"},
+		{&cfg.BanTimeout, DefaultBanTimeout, "BanTimeout"},
+	} {
+		if err := def(f.d, f.v, f.name); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case cfg.After < 0 || cfg.After > maxAfter:
+		return nil, fmt.Errorf("bans: After must be between 1 and %d", maxAfter)
+	case cfg.After == 0:
+		cfg.After = DefaultAfter
+	}
+	if cfg.MaxFor < cfg.For {
+		cfg.MaxFor = cfg.For
+	}
+	if cfg.LoginMaxDelay < cfg.LoginDelay {
+		cfg.LoginMaxDelay = cfg.LoginDelay
+	}
+	switch {
+	case cfg.MaxTracked < 0:
+		return nil, errors.New("bans: MaxTracked must not be negative")
+	case cfg.MaxTracked == 0:
+		cfg.MaxTracked = DefaultMaxTracked
+	}
+	switch {
+	case cfg.IPv6Bits == 0:
+		cfg.IPv6Bits = DefaultIPv6Bits
+	case cfg.IPv6Bits < 32 || cfg.IPv6Bits > 128:
+		return nil, errors.New("bans: IPv6Bits must be between 32 and 128")
+	}
+	switch {
+	case cfg.LoginFree < 0:
+		return nil, errors.New("bans: LoginFree must not be negative")
+	case cfg.LoginFree == 0:
+		cfg.LoginFree = DefaultLoginFree
+	}
+	cfg.Allow = slices.Clone(cfg.Allow)
+	for i, p := range cfg.Allow {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("bans: invalid allowlisted range %q", p)
+		}
+		cfg.Allow[i] = unmapPrefix(p)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Bans{
+		cfg: cfg, b: b, log: cfg.Logger,
+		addrs:   newLRU[netip.Prefix, *addrRecord](cfg.MaxTracked),
+		clients: newLRU[string, *loginRecord](cfg.MaxTracked),
+	}, nil
+}
+
+// Failed counts a failed attempt from addr (a wrong key, token or intent
+// password; reason says which, for the log and the entry). When the address
+// (its IPv6 /64) reaches After failures within Window it is banned, for For
+// the first time and twice as long each time after, up to MaxFor, and Failed
+// reports true. Allowlisted addresses are never counted. The ban is written
+// even when ctx is cancelled: an attacker must not escape a ban by hanging
+// up.
+func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (banned bool) {
+	addr = addr.Unmap().WithZone("")
+	if !addr.IsValid() {
+		return false
+	}
+	for _, p := range b.cfg.Allow {
+		if p.Contains(addr) {
+			b.allowlisted.Add(1)
+			return false
+		}
+	}
+	b.failures.Add(1)
+	key := b.key(addr)
+	now := b.cfg.Now()
+	t := now.UnixNano()
+
+	b.mu.Lock()
+	r, ok := b.addrs.get(key)
+	if !ok {
+		r = &addrRecord{}
+		b.addrs.put(key, r)
+	}
+	if r.repeats > 0 && t > r.banEnd+int64(b.cfg.Remember) {
+		r.repeats = 0
+	}
+	cut := t - int64(b.cfg.Window)
+	i := 0
+	for i < len(r.fails) && r.fails[i] <= cut {
+		i++
+	}
+	r.fails = append(r.fails[:0], r.fails[i:]...)
+	r.fails = append(r.fails, t)
+	if len(r.fails) < b.cfg.After {
+		b.mu.Unlock()
+		return false
+	}
+	r.fails = r.fails[:0]
+	r.repeats++
+	d := b.banLength(r.repeats)
+	r.banEnd = t + int64(d)
+	repeats := r.repeats
+	b.mu.Unlock()
+
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BanTimeout)
+	defer cancel()
+	why := fmt.Sprintf("%d failed attempts within %s (%s)", b.cfg.After, b.cfg.Window, reason)
+	if repeats > 1 {
+		why = fmt.Sprintf("%s, ban %d", why, repeats)
+	}
+	if _, err := b.b.BanPrefix(bctx, key, why, d); err != nil {
+		b.banErrors.Add(1)
+		b.log.Error("ban not written", "cidr", key.String(), "err", err)
+		return false
+	}
+	b.bans.Add(1)
+	b.log.Warn("address banned", "cidr", key.String(), "for", d, "repeat", repeats, "reason", reason)
+	return true
+}
+
+// banLength is the n-th ban's length: For doubled n-1 times, at most MaxFor.
+func (b *Bans) banLength(n int) time.Duration {
+	d := b.cfg.For
+	for i := 1; i < n && d < b.cfg.MaxFor; i++ {
+		d *= 2
+	}
+	return min(d, b.cfg.MaxFor)
+}
+
+// key is the range addr is counted in: itself for IPv4, its /IPv6Bits
+// prefix for IPv6.
+func (b *Bans) key(addr netip.Addr) netip.Prefix {
+	bits := addr.BitLen()
+	if addr.Is6() {
+		bits = b.cfg.IPv6Bits
+	}
+	p, _ := addr.Prefix(bits)
+	return p
+}
+
+// LoginDelay is how long to wait before answering a login for clientID:
+// nothing until LoginFree failures within Window, then LoginDelay, doubling
+// with each further failure, up to LoginMaxDelay. It counts
+// failures from every address, so that spreading guesses over many addresses
+// does not help; it only slows the answer down and never refuses it, so it
+// cannot be used to lock the owner out.
+func (b *Bans) LoginDelay(clientID string) time.Duration {
+	key := clientKey(clientID)
+	now := b.cfg.Now().UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.clients.peek(key)
+	if !ok {
+		return 0
+	}
+	if now-r.last > int64(b.cfg.Window) {
+		b.clients.remove(key)
+		return 0
+	}
+	over := r.n - b.cfg.LoginFree
+	if over < 0 {
+		return 0
+	}
+	d := b.cfg.LoginDelay
+	for i := 0; i < over && d < b.cfg.LoginMaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, b.cfg.LoginMaxDelay)
+}
+
+// LoginFailed counts a failed login for clientID (from any address). A
+// failure more than Window after the previous one starts the count again.
+func (b *Bans) LoginFailed(clientID string) {
+	key := clientKey(clientID)
+	now := b.cfg.Now().UnixNano()
+	b.loginFailures.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.clients.get(key)
+	if !ok {
+		r = &loginRecord{}
+		b.clients.put(key, r)
+	}
+	if now-r.last > int64(b.cfg.Window) {
+		r.n = 0
+	}
+	r.n++
+	r.last = now
+}
+
+// LoginSucceeded ends clientID's slow-down. Address failures and bans stay.
+func (b *Bans) LoginSucceeded(clientID string) {
+	key := clientKey(clientID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.clients.remove(key)
+}
+
+// Stats returns the counters.
+func (b *Bans) Stats() Stats {
+	b.mu.Lock()
+	tracked, clients := b.addrs.len(), b.clients.len()
+	b.mu.Unlock()
+	return Stats{
+		Failures:       b.failures.Load(),
+		Bans:           b.bans.Load(),
+		BanErrors:      b.banErrors.Load(),
+		Allowlisted:    b.allowlisted.Load(),
+		LoginFailures:  b.loginFailures.Load(),
+		Tracked:        tracked,
+		TrackedClients: clients,
+	}
+}
+
+func clientKey(id string) string {
+	if len(id) > maxClientKey {
+		id = id[:maxClientKey]
+	}
+	return id
+}
+
+// unmapPrefix folds an IPv4-mapped range to IPv4, so that it matches the
+// unmapped addresses Failed looks at.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr()
+	if a.Is4In6() && p.Bits() >= 96 {
+		q, err := a.Unmap().Prefix(p.Bits() - 96)
+		if err == nil {
+			return q
+		}
+	}
+	return p.Masked()
+}
+
+// lru is a map bounded to max entries that forgets the least recently used.
+type lru[K comparable, V any] struct {
+	max   int
+	m     map[K]*list.Element
+	order *list.List // front: most recent
+}
+
+type lruItem[K comparable, V any] struct {
+	k K
+	v V
+}
+
+func newLRU[K comparable, V any](max int) lru[K, V] {
+	return lru[K, V]{max: max, m: map[K]*list.Element{}, order: list.New()}
+}
+
+// get returns k's value and marks it used.
+func (l *lru[K, V]) get(k K) (V, bool) {
+	e, ok := l.m[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	l.order.MoveToFront(e)
+	return e.Value.(*lruItem[K, V]).v, true
+}
+
+// peek returns k's value without marking it used.
+func (l *lru[K, V]) peek(k K) (V, bool) {
+	e, ok := l.m[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return e.Value.(*lruItem[K, V]).v, true
+}
+
+// put adds k (absent) and forgets the least recently used beyond max.
+func (l *lru[K, V]) put(k K, v V) {
+	l.m[k] = l.order.PushFront(&lruItem[K, V]{k: k, v: v})
+	for l.order.Len() > l.max {
+		old := l.order.Back()
+		l.order.Remove(old)
+		delete(l.m, old.Value.(*lruItem[K, V]).k)
+	}
+}
+
+func (l *lru[K, V]) remove(k K) {
+	if e, ok := l.m[k]; ok {
+		l.order.Remove(e)
+		delete(l.m, k)
+	}
+}
+
+func (l *lru[K, V]) len() int { return l.order.Len() }

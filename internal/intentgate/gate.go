@@ -1,0 +1,471 @@
+// Package intentgate guards password-protected intents (CONTRACT.md,
+// "Per-intent passwords"). When any pattern is protected, each utterance is
+// first shown to the assistant in a dry run (which intent would handle
+// this?); an utterance headed for a protected intent goes on the bus only
+// with that intent's password. Protected intents of the form
+// "skill:Intent" are also listed in the session's blacklisted_intents, so
+// that OVOS skips them even when its real run differs from the dry run.
+//
+// With no pattern protected the gate costs nothing: no dry run, no lock.
+package intentgate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/keys"
+	"github.com/ovosgw/gateway/internal/store"
+)
+
+// MaxPasswordLen bounds an intent password, in bytes.
+const MaxPasswordLen = 1024
+
+// Defaults for Config.
+const (
+	DefaultRefreshEvery = 30 * time.Second
+	DefaultTimeout      = 5 * time.Second
+	DefaultMaxVerify    = 4
+	// retryAfter is what a refusal for an unanswered dry run suggests.
+	retryAfter = 5 * time.Second
+)
+
+// Store keeps the patterns and their password hashes (*store.Store).
+type Store interface {
+	Protect(ctx context.Context, pattern, passwordHash string) error
+	ProtectedIntents(ctx context.Context) ([]store.ProtectedIntent, error)
+	Unprotect(ctx context.Context, pattern string) error
+}
+
+// DryRun asks the assistant which intent would handle an utterance, without
+// running it (*bridge.Bridge); nil means none would.
+type DryRun interface {
+	Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error)
+}
+
+// Failures counts a wrong password against the caller's address
+// (*bans.Bans). Pass a nil interface, not a nil pointer, for none.
+type Failures interface {
+	Failed(ctx context.Context, addr netip.Addr, reason string) bool
+}
+
+// Config is the gate's configuration.
+type Config struct {
+	// FailOpen lets an utterance through (still with the blacklisted
+	// intents) when the dry run fails (GATEWAY_INTENT_CHECK=open). The
+	// default refuses it with EUNAVAILABLE (fail closed).
+	FailOpen bool
+	// Logger receives refusals and errors, never a password (nil: discard).
+	Logger *slog.Logger
+	// RefreshEvery is how often the patterns are reloaded from the store,
+	// to see what the command line changed (default 30s; negative: never,
+	// the caller calls Refresh, e.g. from store.Watch). The loop ends with
+	// New's context.
+	RefreshEvery time.Duration
+	// Timeout bounds a dry run, as a backstop for the bridge's own (default
+	// 5s).
+	Timeout time.Duration
+	// MaxVerify bounds the password checks running at once: each costs an
+	// Argon2id hash (about 19 MiB and 30 ms), so a flood of guesses must
+	// queue rather than exhaust memory (default 4).
+	MaxVerify int
+}
+
+// Stats counts what the gate did, for metrics.
+type Stats struct {
+	DryRuns          uint64
+	DryRunFailures   uint64
+	FailedOpen       uint64
+	PasswordRequired uint64
+	PasswordInvalid  uint64
+	Unlocked         uint64
+}
+
+// Gate checks utterances against the protected patterns. It is safe for
+// concurrent use.
+type Gate struct {
+	cfg   Config
+	st    Store
+	dry   DryRun
+	fails Failures
+	log   *slog.Logger
+	sem   chan struct{}
+
+	// mu serialises writers, so that a reload never replaces a newer
+	// snapshot with an older read.
+	mu   sync.Mutex
+	snap atomic.Pointer[snapshot]
+
+	dryRuns, dryRunFailures, failedOpen, required, invalid, unlocked atomic.Uint64
+}
+
+// snapshot is an immutable view of the protected patterns.
+type snapshot struct {
+	rules []rule
+	// blacklisted are the patterns naming one intent ("skill:Intent"),
+	// sorted, for the session's blacklisted_intents.
+	blacklisted []string
+}
+
+// rule is one protected pattern.
+type rule struct {
+	pattern string
+	hash    string
+	created time.Time
+	literal bool // no wildcard
+	chars   int  // characters other than '*'
+	stars   int
+}
+
+// New loads the patterns and returns the gate. dry is required; fails may
+// be nil. Unless cfg.RefreshEvery is negative, the patterns are reloaded
+// periodically until ctx ends.
+func New(ctx context.Context, cfg Config, st Store, dry DryRun, fails Failures) (*Gate, error) {
+	if st == nil || dry == nil {
+		return nil, errors.New("intentgate: a store and a dry run are required")
+	}
+	if cfg.Timeout < 0 || cfg.MaxVerify < 0 {
+		return nil, errors.New("intentgate: negative Timeout or MaxVerify")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxVerify == 0 {
+		cfg.MaxVerify = DefaultMaxVerify
+	}
+	if cfg.RefreshEvery == 0 {
+		cfg.RefreshEvery = DefaultRefreshEvery
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gate{
+		cfg: cfg, st: st, dry: dry, fails: fails, log: cfg.Logger,
+		sem: make(chan struct{}, cfg.MaxVerify),
+	}
+	g.snap.Store(&snapshot{})
+	if err := g.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.RefreshEvery > 0 {
+		go g.refreshLoop(ctx)
+	}
+	return g, nil
+}
+
+func (g *Gate) refreshLoop(ctx context.Context) {
+	t := time.NewTicker(g.cfg.RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := g.Refresh(ctx); err != nil && ctx.Err() == nil {
+				g.log.Warn("protected intents not reloaded", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh reloads the patterns from the store (the command line may have
+// changed them). On error the current patterns stay in force.
+func (g *Gate) Refresh(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, err := g.reloadLocked(ctx)
+	return err
+}
+
+func (g *Gate) reloadLocked(ctx context.Context) (*snapshot, error) {
+	list, err := g.st.ProtectedIntents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("intentgate: load patterns: %w", err)
+	}
+	s := &snapshot{rules: make([]rule, 0, len(list))}
+	for _, p := range list {
+		// A pattern the store holds is enforced even if it would not pass
+		// ValidPattern now: protecting too much is the safe mistake.
+		s.rules = append(s.rules, rule{
+			pattern: p.Pattern, hash: p.PasswordHash, created: p.CreatedAt,
+			literal: !strings.Contains(p.Pattern, "*"),
+			chars:   len(p.Pattern) - strings.Count(p.Pattern, "*"),
+			stars:   strings.Count(p.Pattern, "*"),
+		})
+		if literalLike(p.Pattern) {
+			s.blacklisted = append(s.blacklisted, p.Pattern)
+		}
+	}
+	slices.Sort(s.blacklisted)
+	g.snap.Store(s)
+	return s, nil
+}
+
+// List returns the protected patterns, sorted, without their hashes.
+func (g *Gate) List(ctx context.Context) ([]api.ProtectedIntent, error) {
+	g.mu.Lock()
+	s, err := g.reloadLocked(ctx)
+	g.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ProtectedIntent, 0, len(s.rules))
+	for _, r := range s.rules {
+		out = append(out, api.ProtectedIntent{Pattern: r.pattern, CreatedAt: r.created})
+	}
+	slices.SortFunc(out, func(a, b api.ProtectedIntent) int { return cmp.Compare(a.Pattern, b.Pattern) })
+	return out, nil
+}
+
+// Protect sets pattern's password (adding the pattern, or replacing its
+// password). The password is stored only as an Argon2id hash. An invalid
+// pattern, an empty password or one longer than MaxPasswordLen bytes is
+// EINVALID.
+func (g *Gate) Protect(ctx context.Context, pattern string, password api.Secret) (api.ProtectedIntent, error) {
+	if err := ValidPattern(pattern); err != nil {
+		return api.ProtectedIntent{}, err
+	}
+	switch {
+	case password == "":
+		return api.ProtectedIntent{}, api.Errorf(api.EINVALID, "empty password")
+	case len(password) > MaxPasswordLen:
+		return api.ProtectedIntent{}, api.Errorf(api.EINVALID, "password longer than %d bytes", MaxPasswordLen)
+	}
+	hash, err := keys.Hash(password.Reveal())
+	if err != nil {
+		return api.ProtectedIntent{}, fmt.Errorf("intentgate: hash password: %w", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.st.Protect(ctx, pattern, hash); err != nil {
+		return api.ProtectedIntent{}, fmt.Errorf("intentgate: protect %q: %w", pattern, err)
+	}
+	s, err := g.reloadLocked(ctx)
+	if err != nil {
+		return api.ProtectedIntent{}, err
+	}
+	g.log.Info("intent protected", "pattern", pattern)
+	for _, r := range s.rules {
+		if r.pattern == pattern {
+			return api.ProtectedIntent{Pattern: r.pattern, CreatedAt: r.created}, nil
+		}
+	}
+	return api.ProtectedIntent{}, fmt.Errorf("intentgate: pattern %q missing after protect", pattern)
+}
+
+// Unprotect removes pattern (ENOTFOUND when it is not protected).
+func (g *Gate) Unprotect(ctx context.Context, pattern string) error {
+	if pattern == "" {
+		return api.Errorf(api.EINVALID, "empty intent pattern")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.st.Unprotect(ctx, pattern); err != nil {
+		return fmt.Errorf("intentgate: unprotect %q: %w", pattern, err)
+	}
+	if _, err := g.reloadLocked(ctx); err != nil {
+		return err
+	}
+	g.log.Info("intent unprotected", "pattern", pattern)
+	return nil
+}
+
+// Check decides whether u may go on the bus, and returns the intents to put
+// in its session's blacklisted_intents.
+//
+// With no pattern protected it returns (nil, nil) at once, without a dry
+// run. Otherwise it asks the dry run which intent would handle u. When the
+// intent (its type "skill:Intent", its name or its skill id) matches
+// protected patterns, the most specific of them decides (a pattern without
+// wildcard before any with one, then the most characters other than '*',
+// then the fewest '*'): its password is required (EPASSWORDREQUIRED without
+// one, EPASSWORDINVALID for a wrong one, which also counts as a failure of
+// addr); the error's Intent names the intent. With the right password u goes
+// through, with the literal patterns that do not match this intent still
+// blacklisted. When nothing protected matches, u goes through with every
+// literal pattern blacklisted.
+//
+// When the dry run fails (the bus is down or silent), u is refused with
+// EUNAVAILABLE and a Retry-After, unless Config.FailOpen, in which case it
+// goes through with every literal pattern blacklisted.
+func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (blacklisted []string, err error) {
+	s := g.snap.Load()
+	if len(s.rules) == 0 {
+		return nil, nil
+	}
+	g.dryRuns.Add(1)
+	dctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	in, err := g.dry.Intent(dctx, u)
+	cancel()
+	if err != nil {
+		return g.dryRunFailed(ctx, s, u, err)
+	}
+	if in == nil {
+		return slices.Clone(s.blacklisted), nil
+	}
+	r, ok := s.match(in)
+	if !ok {
+		return slices.Clone(s.blacklisted), nil
+	}
+	name := intentName(in)
+	if password == "" {
+		g.required.Add(1)
+		return nil, &api.Error{Code: api.EPASSWORDREQUIRED, Intent: name,
+			Detail: fmt.Sprintf("the intent %s is protected: send its password", name)}
+	}
+	good := false
+	if len(password) <= MaxPasswordLen {
+		if good, err = g.verify(ctx, r.hash, password); err != nil {
+			return nil, err
+		}
+	}
+	if !good {
+		g.invalid.Add(1)
+		g.log.Warn("wrong intent password", "intent", name, "pattern", r.pattern, "client", u.ClientID, "addr", addr)
+		if g.fails != nil {
+			g.fails.Failed(ctx, addr, "intent-password")
+		}
+		return nil, &api.Error{Code: api.EPASSWORDINVALID, Intent: name,
+			Detail: fmt.Sprintf("wrong password for the intent %s", name)}
+	}
+	g.unlocked.Add(1)
+	var rest []string
+	for _, b := range s.blacklisted {
+		if !matchesIntent(b, in) {
+			rest = append(rest, b)
+		}
+	}
+	return rest, nil
+}
+
+// dryRunFailed decides what a failed dry run means for u.
+func (g *Gate) dryRunFailed(ctx context.Context, s *snapshot, u bridge.Utterance, err error) ([]string, error) {
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, fmt.Errorf("intentgate: dry run: %w", cerr)
+	}
+	if api.ErrorCode(err) == api.EINVALID {
+		return nil, err
+	}
+	g.dryRunFailures.Add(1)
+	if g.cfg.FailOpen {
+		g.failedOpen.Add(1)
+		g.log.Warn("intent dry run failed; letting the utterance through (fail open)", "client", u.ClientID, "err", err)
+		return slices.Clone(s.blacklisted), nil
+	}
+	g.log.Warn("intent dry run failed; utterance refused (fail closed)", "client", u.ClientID, "err", err)
+	wait := retryAfter
+	var e *api.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		wait = e.RetryAfter
+	}
+	return nil, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: wait,
+		Detail: "the assistant could not say which intent would handle this utterance, and some intents are protected; try again later"}
+}
+
+// verify checks password against hash, at most MaxVerify at a time. A hash
+// that cannot be read fails closed, as an internal error.
+func (g *Gate) verify(ctx context.Context, hash string, password api.Secret) (bool, error) {
+	select {
+	case g.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("intentgate: verify: %w", ctx.Err())
+	}
+	defer func() { <-g.sem }()
+	ok, err := keys.Verify(hash, password.Reveal())
+	if err != nil {
+		return false, fmt.Errorf("intentgate: stored password hash unusable: %w", err)
+	}
+	return ok, nil
+}
+
+// Stats returns the counters.
+func (g *Gate) Stats() Stats {
+	return Stats{
+		DryRuns:          g.dryRuns.Load(),
+		DryRunFailures:   g.dryRunFailures.Load(),
+		FailedOpen:       g.failedOpen.Load(),
+		PasswordRequired: g.required.Load(),
+		PasswordInvalid:  g.invalid.Load(),
+		Unlocked:         g.unlocked.Load(),
+	}
+}
+
+// match returns the most specific rule matching in.
+func (s *snapshot) match(in *bridge.Intent) (rule, bool) {
+	var best rule
+	found := false
+	for _, r := range s.rules {
+		if !matchesIntent(r.pattern, in) {
+			continue
+		}
+		if !found || moreSpecific(r, best) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// moreSpecific orders matching rules: exact before wildcard, then more
+// literal characters, then fewer stars, then by pattern (so that the choice
+// never depends on load order).
+func moreSpecific(a, b rule) bool {
+	if a.literal != b.literal {
+		return a.literal
+	}
+	if a.chars != b.chars {
+		return a.chars > b.chars
+	}
+	if a.stars != b.stars {
+		return a.stars < b.stars
+	}
+	return a.pattern < b.pattern
+}
+
+// matchesIntent reports whether pattern matches the intent's type, name or
+// skill id.
+func matchesIntent(pattern string, in *bridge.Intent) bool {
+	for _, n := range []string{in.Type, in.Name, in.SkillID} {
+		if n != "" && Match(pattern, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxNameLen bounds the intent name put in errors and logs.
+const maxNameLen = 200
+
+// intentName is how errors name the intent: its type "skill:Intent" when it
+// has one. The name comes from the bus, so it is cut to maxNameLen
+// printable characters before it reaches a log or a client.
+func intentName(in *bridge.Intent) string {
+	n := in.SkillID
+	switch {
+	case in.Type != "":
+		n = in.Type
+	case in.Name != "":
+		n = in.Name
+	}
+	n = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, n)
+	if utf8.RuneCountInString(n) > maxNameLen {
+		n = string([]rune(n)[:maxNameLen])
+	}
+	return n
+}
