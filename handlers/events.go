@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -61,6 +62,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return &api.Error{Code: api.EUNAVAILABLE, Detail: "the gateway is shutting down", RetryAfter: s.cfg.Retry}
 	default:
 	}
+	release, err := s.acquireStream(clientID, middleware.ClientAddr(r))
+	if err != nil {
+		return err
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	lastEventID := r.Header.Get("Last-Event-ID")
 	if len(lastEventID) > 64 {
@@ -150,6 +156,28 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 			heartbeat.Reset(s.cfg.Heartbeat)
 		}
 	}
+}
+
+// acquireStream takes a place under the per-client and per-address caps on
+// open streams, so that one client or one host cannot hold them all.
+func (s *Server) acquireStream(clientID string, addr netip.Addr) (release func(), err error) {
+	l := s.deps.Limits
+	tooMany := &api.Error{Code: api.ERATELIMITED, Detail: "too many open streams", RetryAfter: 5 * time.Second}
+	relClient, relAddr := func() {}, func() {}
+	if l.StreamsPerClient != nil {
+		var ok bool
+		if relClient, ok = l.StreamsPerClient.Acquire(clientID); !ok {
+			return nil, tooMany
+		}
+	}
+	if l.StreamsPerAddr != nil && addr.IsValid() {
+		var ok bool
+		if relAddr, ok = l.StreamsPerAddr.Acquire(addr.String()); !ok {
+			relClient()
+			return nil, tooMany
+		}
+	}
+	return func() { relClient(); relAddr() }, nil
 }
 
 func streamEndReason(err error) string {

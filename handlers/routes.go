@@ -23,7 +23,7 @@ func (s *Server) routes() http.Handler {
 	if s.deps.Blacklist != nil {
 		r.Use(middleware.Blacklist(s.deps.Blacklist))
 	}
-	r.Use(middleware.SecurityHeaders, middleware.RefuseQueryCredentials)
+	r.Use(middleware.SecurityHeaders, middleware.CORS(s.cfg.CORSOrigins), middleware.RefuseQueryCredentials)
 	r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.ENOTFOUND, "no such route")
 	}))
@@ -53,7 +53,7 @@ func (s *Server) routes() http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.BodyLimit(s.cfg.MaxBodyBytes))
-		r.Post("/v1/sessions", s.wrap(s.handleLogin))
+		r.With(s.limit(s.deps.Limits.LoginPerAddr, middleware.ByAddr)).Post("/v1/sessions", s.wrap(s.handleLogin))
 
 		// Clients, with a session token.
 		r.Group(func(r chi.Router) {
@@ -62,7 +62,10 @@ func (s *Server) routes() http.Handler {
 			r.Post("/v1/sessions/current/ticket", s.wrap(s.handleTicket))
 			r.Get("/v1/clients/me", s.wrap(s.handleMe))
 			r.Put("/v1/clients/me/names", s.wrap(s.handleSetNames))
-			r.Post("/v1/utterances", s.wrap(s.handleUtterance))
+			r.With(
+				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
+				s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+			).Post("/v1/utterances", s.wrap(s.handleUtterance))
 		})
 
 		// The admin, with the admin token.
@@ -85,6 +88,14 @@ func (s *Server) routes() http.Handler {
 		})
 	})
 	return r
+}
+
+// limit is a rate limit, or nothing when l is nil.
+func (s *Server) limit(l middleware.Limiter, key func(*http.Request) string) func(http.Handler) http.Handler {
+	if l == nil {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return middleware.RateLimit(l, key)
 }
 
 // wrap adapts a handlerFunc: a returned error goes to the one error writer.

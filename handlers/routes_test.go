@@ -10,8 +10,10 @@ import (
 
 	gateway "github.com/ovosgw/gateway"
 	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/sessions"
 	"github.com/ovosgw/gateway/internal/utterances"
 )
@@ -32,11 +34,13 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	}
 	// Only construction matters here: the walk calls no dependency.
 	srv, err := handlers.New(handlers.Config{Metrics: http.NotFoundHandler(), Console: http.NotFoundHandler(), OpenAPI: []byte("x")}, handlers.Deps{
-		Sessions:   (*sessions.Sessions)(nil),
-		Clients:    (*clients.Registry)(nil),
-		Utterances: (*utterances.Service)(nil),
-		Streams:    (*hub.Hub)(nil),
-		Ready:      readyStub{},
+		Sessions:         (*sessions.Sessions)(nil),
+		Clients:          (*clients.Registry)(nil),
+		Utterances:       (*utterances.Service)(nil),
+		Streams:          (*hub.Hub)(nil),
+		Ready:            readyStub{},
+		Blacklist:        (*blacklist.Blacklist)(nil),
+		ProtectedIntents: (*intentgate.Gate)(nil),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ type Clients interface {
 // result once handling ends (or the wait runs out); otherwise it returns as
 // soon as the utterance is on the bus.
 type Utterances interface {
-	Say(ctx context.Context, id middleware.Identity, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
+	Say(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
 }
 
 // Streams hands out subscriptions to clients' event streams.
@@ -73,6 +73,20 @@ type ProtectedIntents interface {
 	List(ctx context.Context) ([]api.ProtectedIntent, error)
 	Protect(ctx context.Context, pattern string, password api.Secret) (api.ProtectedIntent, error)
 	Unprotect(ctx context.Context, pattern string) error
+}
+
+// Caps bounds how many connections one key (a client, an address) holds open.
+type Caps interface {
+	Acquire(key string) (release func(), ok bool)
+}
+
+// Limits are the rate limits and connection caps; a nil member does not limit.
+type Limits struct {
+	LoginPerAddr       middleware.Limiter
+	UtterancePerClient middleware.Limiter
+	UtterancePerAddr   middleware.Limiter
+	StreamsPerClient   Caps
+	StreamsPerAddr     Caps
 }
 
 // Config is the HTTP layer's own configuration.
@@ -103,6 +117,8 @@ type Config struct {
 	Observe func(r *http.Request, route string, status int, d time.Duration)
 	// AuthFailed, when not nil, is told of every refused credential.
 	AuthFailed func(r *http.Request, err error)
+	// CORSOrigins may call the API from their pages (no credentials).
+	CORSOrigins []string
 }
 
 // Deps are the services the API fronts. Blacklist and ProtectedIntents may
@@ -115,6 +131,7 @@ type Deps struct {
 	Ready            Readiness
 	Blacklist        Blacklist
 	ProtectedIntents ProtectedIntents
+	Limits           Limits
 }
 
 // CookieName is the browser's session cookie.

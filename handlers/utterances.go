@@ -38,7 +38,7 @@ func (s *Server) handleUtterance(w http.ResponseWriter, r *http.Request) error {
 		req.Password = api.Secret(r.Header.Get(IntentPasswordHeader))
 	}
 	id, _ := middleware.IdentityFrom(r.Context())
-	res, err := s.deps.Utterances.Say(r.Context(), id, req, wait)
+	res, err := s.deps.Utterances.Say(r.Context(), id, middleware.ClientAddr(r), req, wait)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type config struct {
 	AdminToken       api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
 	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
 	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
+	TLSSelfSigned    bool          `env:"TLS_SELF_SIGNED" envDefault:"false" help:"serve HTTPS with an ECDSA P-256 certificate made and kept in the data dir (its SHA-256 fingerprint is printed for pinning)"`
+	CORSOrigins      []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins whose pages may call the API (Bearer tokens only, no cookies)"`
 	IPBlacklist      []string      `env:"IP_BLACKLIST" envSeparator:"," help:"comma-separated CIDRs refused on every route"`
 	IPAllowlist      []string      `env:"IP_ALLOWLIST" envSeparator:"," help:"comma-separated CIDRs never banned automatically"`
 	TrustedProxies   []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs whose X-Forwarded-For is believed"`
@@ -40,6 +43,12 @@ type config struct {
 	BanWindow        time.Duration `env:"BAN_WINDOW" envDefault:"10m" help:"window in which failed attempts are counted"`
 	BanFor           time.Duration `env:"BAN_FOR" envDefault:"1h" help:"how long an automatic ban lasts (doubling for a repeat offender)"`
 	UtteranceTimeout time.Duration `env:"UTTERANCE_TIMEOUT" envDefault:"30s" help:"an utterance with no end signal by then ends with status timeout"`
+	IntentCheck      string        `env:"INTENT_CHECK" envDefault:"closed" help:"when the bus cannot say which intent an utterance would match and an intent is protected: closed refuses (503), open lets it through"`
+	LoginRate        float64       `env:"LOGIN_RATE" envDefault:"1" help:"logins per second allowed from one address (burst 10x)"`
+	UtteranceRate    float64       `env:"UTTERANCE_RATE" envDefault:"20" help:"utterances per second allowed per client (burst 2x)"`
+	AddrRate         float64       `env:"ADDR_RATE" envDefault:"200" help:"utterances per second allowed from one address (burst 2x)"`
+	StreamsPerClient int           `env:"STREAMS_PER_CLIENT" envDefault:"16" help:"open event streams allowed per client"`
+	StreamsPerAddr   int           `env:"STREAMS_PER_ADDR" envDefault:"512" help:"open event streams allowed per address"`
 	MaxWait          time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
 	Metrics          string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
 	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
@@ -160,6 +169,22 @@ func (c config) validate() error {
 	}
 	if c.BanAfter < 1 {
 		errs = append(errs, errors.New("GATEWAY_BAN_AFTER must be at least 1"))
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, errors.New("GATEWAY_TLS_SELF_SIGNED and GATEWAY_TLS_CERT exclude each other"))
+	}
+	switch c.IntentCheck {
+	case "closed", "open":
+	default:
+		errs = append(errs, errors.New("GATEWAY_INTENT_CHECK must be closed or open"))
+	}
+	if c.LoginRate <= 0 || c.UtteranceRate <= 0 || c.AddrRate <= 0 || c.StreamsPerClient < 1 || c.StreamsPerAddr < 1 {
+		errs = append(errs, errors.New("rates and stream caps must be positive"))
+	}
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("GATEWAY_CORS_ORIGINS: %q is not an origin such as https://app.example", o))
+		}
 	}
 	switch c.EmbeddedDialect {
 	case "ovos", "classic":

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -55,12 +57,14 @@ var adminLine = regexp.MustCompile(`admin token \(shown once, only its hash is k
 // fresh data dir, unless env names one, and waits until it is ready.
 func startGateway(t *testing.T, env map[string]string) *gateway {
 	t.Helper()
-	full := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_LOG_LEVEL": "debug"}
+	// 127.0.0.1 is never banned, so that tests of bad input do not ban
+	// the test itself; the ban tests speak from 127.0.0.2 and up.
+	full := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_LOG_LEVEL": "debug", "GATEWAY_IP_ALLOWLIST": "127.0.0.1/32"}
 	for k, v := range env {
 		full["GATEWAY_"+k] = v
 	}
 	g := &gateway{Stdout: &syncBuffer{}, Logs: &syncBuffer{}, done: make(chan error, 1), DataDir: full["GATEWAY_DATA_DIR"]}
-	g.client = &http.Client{Transport: newValidatingTransport(t)}
+	g.client = &http.Client{Transport: newValidatingTransport(t, nil)}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	getenv := func(k string) string { return full[k] }
@@ -365,6 +369,18 @@ func fmtEvents(evs []sseEvent) string {
 	return b.String()
 }
 
+// from returns a copy of the gateway handle whose requests come from the
+// loopback address ip (127.0.0.2, ...), to test per-address rules.
+func (g *gateway) from(t *testing.T, ip string) *gateway {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	tr.DialContext = d.DialContext
+	c := *g
+	c.client = &http.Client{Transport: newValidatingTransport(t, tr)}
+	return &c
+}
+
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -376,4 +392,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("condition not met within 10s")
+}
+
+var fingerprintLine = regexp.MustCompile(`fingerprint: ([0-9A-F:]{95})`)
+
+// startTLSGateway starts a gateway on a self-signed certificate; its client
+// trusts that certificate.
+func startTLSGateway(t *testing.T) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	full := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir, "GATEWAY_TLS_SELF_SIGNED": "true", "GATEWAY_IP_ALLOWLIST": "127.0.0.1/32"}
+	g := &gateway{Stdout: &syncBuffer{}, Logs: &syncBuffer{}, done: make(chan error, 1), DataDir: dir}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() {
+		g.done <- run(ctx, nil, func(k string) string { return full[k] }, strings.NewReader(""), g.Stdout, g.Logs)
+	}()
+	t.Cleanup(func() { g.Stop(t) })
+	waitFor(t, func() bool { return listenLine.MatchString(g.Stdout.String()) })
+	g.URL = listenLine.FindStringSubmatch(g.Stdout.String())[1]
+	g.AdminToken = adminLine.FindStringSubmatch(g.Stdout.String())[1]
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the test checks the pin itself
+	g.client = &http.Client{Transport: newValidatingTransport(t, tr)}
+	return g
 }

@@ -39,20 +39,26 @@ func loadSpec(t testing.TB) *openapi3.T {
 type validatingTransport struct {
 	t      *testing.T
 	router routers.Router
+	base   http.RoundTripper
 	mu     sync.Mutex
 }
 
-func newValidatingTransport(t *testing.T) *validatingTransport {
+// newValidatingTransport validates what base (nil: the default transport)
+// brings back.
+func newValidatingTransport(t *testing.T, base http.RoundTripper) *validatingTransport {
 	doc := loadSpec(t)
 	r, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &validatingTransport{t: t, router: r}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &validatingTransport{t: t, router: r, base: base}
 }
 
 func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := v.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
 	}

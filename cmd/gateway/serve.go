@@ -14,18 +14,25 @@ import (
 	"time"
 
 	project "github.com/ovosgw/gateway"
+	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/bans"
+	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/messagebus"
 	"github.com/ovosgw/gateway/internal/metrics"
+	"github.com/ovosgw/gateway/internal/ratelimit"
+	"github.com/ovosgw/gateway/internal/selfsigned"
 	"github.com/ovosgw/gateway/internal/sessions"
 	"github.com/ovosgw/gateway/internal/skills"
 	"github.com/ovosgw/gateway/internal/store"
 	"github.com/ovosgw/gateway/internal/tokens"
 	"github.com/ovosgw/gateway/internal/utterances"
+	"github.com/ovosgw/gateway/middleware"
 	"github.com/ovosgw/gateway/web"
 )
 
@@ -53,7 +60,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	trusted, _ := parsePrefixes(cfg.TrustedProxies) // validated by loadConfig
+	// Validated by loadConfig.
+	trusted, _ := parsePrefixes(cfg.TrustedProxies)
+	blocked, _ := parsePrefixes(cfg.IPBlacklist)
+	allowed, _ := parsePrefixes(cfg.IPAllowlist)
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if cfg.TLSSelfSigned {
+		var fp string
+		certFile, keyFile, fp, err = selfsigned.LoadOrCreate(cfg.DataDir, selfsigned.DefaultHosts(), time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "self-signed TLS certificate SHA-256 fingerprint: %s\n", fp)
+	}
+	bl, err := blacklist.New(ctx, blacklist.Config{Static: blocked, Logger: log.With("component", "blacklist")}, st)
+	if err != nil {
+		return err
+	}
+	bn, err := bans.New(bans.Config{After: cfg.BanAfter, Window: cfg.BanWindow, For: cfg.BanFor, Allow: allowed, Logger: log.With("component", "bans")}, bl)
+	if err != nil {
+		return err
+	}
 
 	// Background work lives under one context and one WaitGroup, stopped
 	// after the HTTP server has drained.
@@ -141,11 +168,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions")}, tok, st, streams, br)
+	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn}, tok, st, streams, br)
 	if err != nil {
 		return err
 	}
-	talk, err := utterances.New(reg, nil, br, "en-us")
+	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, br, bn)
+	if err != nil {
+		return err
+	}
+	talk, err := utterances.New(reg, gate, br, "en-us")
+	if err != nil {
+		return err
+	}
+	limits, err := newLimits(cfg)
 	if err != nil {
 		return err
 	}
@@ -153,9 +188,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	goBG("store watch", func(ctx context.Context) error {
+		// Changes made by the command line in another process.
 		st.Watch(ctx, time.Second, func() {
-			if err := reg.Sync(ctx); err != nil {
-				log.Warn("client sync", slog.Any("err", err))
+			for name, sync := range map[string]func(context.Context) error{"clients": reg.Sync, "blacklist": bl.Refresh, "protected intents": gate.Refresh} {
+				if err := sync(ctx); err != nil {
+					log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
+				}
 			}
 		})
 		return nil
@@ -165,18 +203,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	hcfg := handlers.Config{
 		Logger:         log.With("component", "http"),
 		TrustedProxies: trusted,
-		SecureCookies:  cfg.TLSCert != "",
+		SecureCookies:  certFile != "",
 		MaxWait:        cfg.MaxWait,
 		OpenAPI:        project.OpenAPI(),
 		Console:        web.Handler(),
 		Observe:        m.ObserveRequest,
+		CORSOrigins:    cfg.CORSOrigins,
+		// Every refused credential counts towards a ban of its address.
+		AuthFailed: func(r *http.Request, err error) {
+			reason := failureReason(r, err)
+			m.AuthFailed(reason)
+			bn.Failed(r.Context(), middleware.ClientAddr(r), reason)
+		},
 	}
 	if cfg.Metrics != "off" {
 		hcfg.Metrics, hcfg.MetricsAdmin = m.Handler(), cfg.Metrics == "admin"
 	}
-	api, err := handlers.New(hcfg, handlers.Deps{
+	httpAPI, err := handlers.New(hcfg, handlers.Deps{
 		Sessions: sess, Clients: reg, Utterances: talk, Streams: streams,
-		Ready: readiness{link},
+		Ready: readiness{link}, Blacklist: bl, ProtectedIntents: gate, Limits: limits,
 	})
 	if err != nil {
 		return err
@@ -187,20 +232,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           httpAPI,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: it would cut streams; each stream write has its own deadline.
 	}
 	scheme := "http"
-	if cfg.TLSCert != "" {
+	if certFile != "" {
 		scheme = "https"
 	}
 	served := make(chan error, 1)
 	go func() {
-		if cfg.TLSCert != "" {
-			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		if certFile != "" {
+			// ServeTLS speaks HTTP/2 too, so a browser is not held to six
+			// streams per origin.
+			served <- srv.ServeTLS(ln, certFile, keyFile)
 		} else {
 			served <- srv.Serve(ln)
 		}
@@ -218,7 +265,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("shutting down")
-	api.Close()
+	httpAPI.Close()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -227,6 +274,38 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	streams.Close()
 	return nil
+}
+
+// newLimits builds the rate limits and stream caps from the settings.
+func newLimits(cfg config) (handlers.Limits, error) {
+	login, err := ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: int(10 * cfg.LoginRate)})
+	if err != nil {
+		return handlers.Limits{}, err
+	}
+	perClient, err := ratelimit.New(ratelimit.Config{Rate: cfg.UtteranceRate, Burst: int(2 * cfg.UtteranceRate)})
+	if err != nil {
+		return handlers.Limits{}, err
+	}
+	perAddr, err := ratelimit.New(ratelimit.Config{Rate: cfg.AddrRate, Burst: int(2 * cfg.AddrRate)})
+	if err != nil {
+		return handlers.Limits{}, err
+	}
+	return handlers.Limits{
+		LoginPerAddr: login, UtterancePerClient: perClient, UtterancePerAddr: perAddr,
+		StreamsPerClient: ratelimit.NewCaps(cfg.StreamsPerClient), StreamsPerAddr: ratelimit.NewCaps(cfg.StreamsPerAddr),
+	}, nil
+}
+
+// failureReason names a refused credential for metrics and ban logs.
+func failureReason(r *http.Request, err error) string {
+	switch {
+	case r.URL.Path == "/v1/sessions":
+		return "login"
+	case api.ErrorCode(err) == api.EFORBIDDEN:
+		return "admin-token"
+	default:
+		return "token-" + tokens.Reason(err)
+	}
 }
 
 // readiness reports the bus link as the gateway's readiness.

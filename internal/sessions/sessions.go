@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -37,12 +38,26 @@ type Forgetter interface {
 	ForgetSession(sessionID string)
 }
 
+// Throttle slows logins down for a client id that keeps failing, from
+// whatever address (*bans.Bans): a delay, never a lockout that an attacker
+// could use to shut the owner out.
+type Throttle interface {
+	LoginDelay(clientID string) time.Duration
+	LoginFailed(clientID string)
+	LoginSucceeded(clientID string)
+}
+
 // Config configures Sessions.
 type Config struct {
 	// AdminTokenHash is the SHA-256 of the admin token; the token itself is
 	// not kept. It is 256 random bits, so a fast hash is enough.
 	AdminTokenHash [sha256.Size]byte
 	Logger         *slog.Logger
+	// Throttle, when not nil, slows down repeated failed logins per client.
+	Throttle Throttle
+	// MaxHashing bounds the Argon2id checks running at once (each takes
+	// about 19 MiB); default the number of CPUs.
+	MaxHashing int
 }
 
 // Sessions implements the session routes' logic.
@@ -53,6 +68,7 @@ type Sessions struct {
 	streams Kicker
 	bridge  Forgetter
 	log     *slog.Logger
+	hashing chan struct{}
 }
 
 // New builds Sessions. streams and bridge may be nil (the command line has
@@ -67,7 +83,10 @@ func New(cfg Config, t *tokens.Tokens, c Clients, streams Kicker, bridge Forgett
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger}, nil
+	if cfg.MaxHashing <= 0 {
+		cfg.MaxHashing = runtime.NumCPU()
+	}
+	return &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing)}, nil
 }
 
 var errLogin = api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
@@ -76,12 +95,39 @@ var errLogin = api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key
 // session. An unknown client costs the same time as a wrong key, so the
 // answer does not tell which it was.
 func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error) {
+	if len(r.ClientID) > 200 || len(r.AccessKey) > 1024 {
+		return api.SessionResponse{}, api.Errorf(api.EINVALID, "client_id or access_key is too long")
+	}
 	c, err := s.clients.ResolveClient(ctx, r.ClientID)
-	if err != nil {
-		if api.ErrorCode(err) != api.ENOTFOUND {
-			return api.SessionResponse{}, err
+	known := err == nil
+	if err != nil && api.ErrorCode(err) != api.ENOTFOUND {
+		return api.SessionResponse{}, err
+	}
+	// The slow-down is per client, whichever of its names is used.
+	throttleKey := r.ClientID
+	if known {
+		throttleKey = c.ID
+	}
+	if th := s.cfg.Throttle; th != nil {
+		if d := th.LoginDelay(throttleKey); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return api.SessionResponse{}, ctx.Err()
+			case <-t.C:
+			}
 		}
+	}
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-ctx.Done():
+		return api.SessionResponse{}, ctx.Err()
+	}
+	if !known {
 		keys.VerifyDummy(r.AccessKey.Reveal())
+		s.loginFailed(throttleKey)
 		return api.SessionResponse{}, errLogin
 	}
 	ok, err := keys.Verify(c.KeyHash, r.AccessKey.Reveal())
@@ -89,7 +135,11 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 		return api.SessionResponse{}, err
 	}
 	if !ok {
+		s.loginFailed(c.ID)
 		return api.SessionResponse{}, errLogin
+	}
+	if s.cfg.Throttle != nil {
+		s.cfg.Throttle.LoginSucceeded(c.ID)
 	}
 	tok, claims, err := s.tokens.Issue(c.ID, c.KeyVersion)
 	if err != nil {
@@ -104,6 +154,12 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 		ClientID:  c.ID,
 		SessionID: claims.SessionID,
 	}, nil
+}
+
+func (s *Sessions) loginFailed(clientID string) {
+	if s.cfg.Throttle != nil {
+		s.cfg.Throttle.LoginFailed(clientID)
+	}
 }
 
 // VerifySession checks a session token and that its client still exists with

@@ -6,6 +6,7 @@ package utterances
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -24,7 +25,7 @@ type Names interface {
 // *api.Error (password-required, password-invalid, unavailable). A nil Gate
 // lets everything through.
 type Gate interface {
-	Check(ctx context.Context, u bridge.Utterance, password api.Secret) (blacklisted []string, err error)
+	Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (blacklisted []string, err error)
 }
 
 // Bridge is the bus bridge.
@@ -55,7 +56,7 @@ func New(names Names, gate Gate, b Bridge, defaultLang string) (*Service, error)
 // Say puts the client's utterance on the bus. With wait > 0 it returns what
 // the assistant said once handling ends, it asks a follow-up question, or the
 // wait runs out (status "accepted": the done event still comes on the stream).
-func (s *Service) Say(ctx context.Context, id middleware.Identity, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error) {
+func (s *Service) Say(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error) {
 	if id.ClientID == "" || id.SessionID == "" {
 		return api.UtteranceResult{}, api.Errorf(api.EFORBIDDEN, "only a client session can speak")
 	}
@@ -69,7 +70,7 @@ func (s *Service) Say(ctx context.Context, id middleware.Identity, r api.Utteran
 	}
 	u := bridge.Utterance{ClientID: id.ClientID, ClientName: p.Name, SessionID: id.SessionID, Text: r.Utterance, Lang: lang}
 	if s.gate != nil {
-		bl, err := s.gate.Check(ctx, u, r.Password)
+		bl, err := s.gate.Check(ctx, u, r.Password, addr)
 		if err != nil {
 			return api.UtteranceResult{}, err
 		}

@@ -1,0 +1,413 @@
+package main
+
+// The security regression suite: each attack has its own test, and a
+// comment on why the rule exists.
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/messagebus"
+)
+
+// failLogins makes n failed logins from g's address.
+func failLogins(t *testing.T, g *gateway, n int) {
+	t.Helper()
+	for range n {
+		resp := g.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "nobody", "access_key": "wrong"}, nil)
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("failed login answered %d", resp.StatusCode)
+		}
+	}
+}
+
+func problemType(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	var p api.Problem
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatalf("no problem body: %v", err)
+	}
+	return p.Type
+}
+
+// Guessing keys from one address must stop: after BAN_AFTER failures the
+// address is refused on every route, while others are served.
+func TestRepeatedFailuresBanTheAddress(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "3", "BAN_WINDOW": "1m", "BAN_FOR": "1h"})
+	attacker, bystander := g.from(t, "127.0.0.2"), g.from(t, "127.0.0.3")
+	failLogins(t, attacker, 3)
+	resp := attacker.call(t, http.MethodGet, "/healthz", "", nil, nil)
+	if resp.StatusCode != http.StatusForbidden || problemType(t, resp) != "/problems/blacklisted" {
+		t.Fatalf("banned address on /healthz: %d", resp.StatusCode)
+	}
+	wantStatus(t, bystander.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+
+	var list []api.BlacklistEntry
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/blacklist", g.AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 1 || list[0].CIDR != "127.0.0.2/32" || list[0].Source != api.BlacklistAuto || list[0].ExpiresAt == nil {
+		t.Fatalf("blacklist %+v", list)
+	}
+	// A right key from the banned address does not lift the ban.
+	key := g.createClient(t, "victim")
+	resp = attacker.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "victim", "access_key": key}, nil)
+	wantStatus(t, resp, http.StatusForbidden)
+	// The admin lifts it.
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.2/32"), g.AdminToken, nil, nil), http.StatusNoContent)
+	wantStatus(t, attacker.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+}
+
+// Invalid tokens count like wrong keys: probing tokens is probing too.
+func TestForgedTokensCountTowardsABan(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "3"})
+	a := g.from(t, "127.0.0.4")
+	for range 3 {
+		wantStatus(t, a.call(t, http.MethodGet, "/v1/clients/me", "eyJhbGciOiJub25lIn0.e30.", nil, nil), http.StatusUnauthorized)
+	}
+	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+}
+
+// A ban must end: BAN_FOR is a duration, not forever.
+func TestBanExpires(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "BAN_FOR": "1s"})
+	a := g.from(t, "127.0.0.5")
+	failLogins(t, a, 2)
+	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+	waitFor(t, func() bool { return a.call(t, http.MethodGet, "/healthz", "", nil, nil).StatusCode == http.StatusOK })
+}
+
+// The allowlist protects the owner's own network from being banned by
+// mistakes (or by an attacker who spoofs nothing but fails on purpose).
+func TestAllowlistIsNeverBanned(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "IP_ALLOWLIST": "127.0.0.6/32"})
+	a := g.from(t, "127.0.0.6")
+	failLogins(t, a, 6)
+	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+}
+
+// X-Forwarded-For from a peer that is not a trusted proxy is ignored:
+// otherwise anyone could pose as an allowlisted address and dodge bans.
+func TestSpoofedForwardedForIsIgnored(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "IP_ALLOWLIST": "127.0.0.1/32,10.0.0.0/8"})
+	a := g.from(t, "127.0.0.7")
+	for range 2 {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/sessions", strings.NewReader(`{"client_id":"x","access_key":"y"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", "10.1.2.3")
+		resp, err := a.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+}
+
+// With a trusted proxy, the address it reports is the one judged.
+func TestTrustedProxyAddressIsBelieved(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "TRUSTED_PROXIES": "127.0.0.8/32"})
+	proxy := g.from(t, "127.0.0.8")
+	send := func(xff string) int {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/sessions", strings.NewReader(`{"client_id":"x","access_key":"y"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := proxy.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	send("198.51.100.1")
+	send("198.51.100.1")
+	if st := send("198.51.100.1"); st != http.StatusForbidden {
+		t.Fatalf("the forwarded address was not banned: %d", st)
+	}
+	if st := send("198.51.100.2"); st != http.StatusUnauthorized {
+		t.Fatalf("another forwarded address: %d", st)
+	}
+}
+
+func TestBlacklistAdminRoutesAndConfig(t *testing.T) {
+	g := startGateway(t, map[string]string{"IP_BLACKLIST": "127.0.0.9"})
+	wantStatus(t, g.from(t, "127.0.0.9").call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+	var e api.BlacklistEntry
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.10", Reason: "testing", TTL: "1h"}, &e), http.StatusCreated)
+	if e.CIDR != "127.0.0.10/32" || e.Source != api.BlacklistAdmin || e.ExpiresAt == nil {
+		t.Fatalf("entry %+v", e)
+	}
+	wantStatus(t, g.from(t, "127.0.0.10").call(t, http.MethodGet, "/", "", nil, nil), http.StatusForbidden)
+	var list []api.BlacklistEntry
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/blacklist", g.AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 2 {
+		t.Fatalf("list %+v", list)
+	}
+	// A configured entry is not the admin API's to remove.
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/127.0.0.9", g.AdminToken, nil, nil), http.StatusForbidden)
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "nonsense"}, nil), http.StatusBadRequest)
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.11", TTL: "forever"}, nil), http.StatusBadRequest)
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.10/32"), g.AdminToken, nil, nil), http.StatusNoContent)
+	wantStatus(t, g.from(t, "127.0.0.10").call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.10/32"), g.AdminToken, nil, nil), http.StatusNotFound)
+}
+
+// A protected intent needs its password; without it nothing reaches the
+// bus, and the refusal names the intent.
+func TestProtectedIntents(t *testing.T) {
+	g := startGateway(t, nil)
+	const pattern = "joke.builtin:*"
+	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape(pattern), g.AdminToken, api.ProtectRequest{Password: "open sesame"}, nil), http.StatusOK)
+	var pl []api.ProtectedIntent
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/protected-intents", g.AdminToken, nil, &pl), http.StatusOK)
+	if len(pl) != 1 || pl[0].Pattern != pattern {
+		t.Fatalf("list %+v", pl)
+	}
+	s := g.newClient(t, "nursery")
+	tok := s.Token.Reveal()
+	st := g.openStream(t, "nursery", bearer(tok))
+	st.next(t, api.EventReady)
+
+	var p api.Problem
+	resp := g.call(t, http.MethodPost, "/v1/utterances", tok, api.UtteranceRequest{Utterance: "tell me a joke"}, &p)
+	wantStatus(t, resp, http.StatusForbidden)
+	if !strings.HasSuffix(p.Type, "/password-required") || p.Intent != "joke.builtin:JokeIntent" {
+		t.Fatalf("no password: %+v", p)
+	}
+	resp = g.call(t, http.MethodPost, "/v1/utterances", tok, api.UtteranceRequest{Utterance: "tell me a joke", Password: "guess"}, &p)
+	wantStatus(t, resp, http.StatusForbidden)
+	if !strings.HasSuffix(p.Type, "/password-invalid") || p.Intent != "joke.builtin:JokeIntent" {
+		t.Fatalf("wrong password: %+v", p)
+	}
+	// Nothing reached the bus for the refused ones: the next speech is the
+	// answer to the one with the password.
+	var r api.UtteranceResult
+	resp = g.call(t, http.MethodPost, "/v1/utterances?wait=10s", tok, api.UtteranceRequest{Utterance: "tell me a joke", Password: "open sesame"}, &r)
+	wantStatus(t, resp, http.StatusOK)
+	if r.Status != api.StatusHandled || len(r.Speech) != 1 {
+		t.Fatalf("with the password: %+v", r)
+	}
+	sp := decode[api.SpeakEvent](t, st.next(t, api.EventSpeak).Data)
+	if sp.UtteranceID == nil || *sp.UtteranceID != r.ID {
+		t.Fatalf("first speech answers %v, want %s", sp.UtteranceID, r.ID)
+	}
+	// The header works as well as the body.
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/utterances?wait=10s", strings.NewReader(`{"utterance":"tell me a joke"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Intent-Password", "open sesame")
+	hr, err := g.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	wantStatus(t, hr, http.StatusOK)
+	// Other intents pass, and wrong passwords never reach the logs.
+	if sayWait(t, g, tok, "hello").Status != api.StatusHandled {
+		t.Fatal("an unprotected intent was refused")
+	}
+	if strings.Contains(g.Logs.String(), "open sesame") || strings.Contains(g.Logs.String(), "guess") {
+		t.Fatal("a password reached the logs")
+	}
+	assertNoPlainSecret(t, g.DataDir, "open sesame")
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/protected-intents/"+url.PathEscape(pattern), g.AdminToken, nil, nil), http.StatusNoContent)
+	if sayWait(t, g, tok, "tell me a joke").Status != api.StatusHandled {
+		t.Fatal("still protected after unprotect")
+	}
+}
+
+// Without the password, the protected intents also travel in the session's
+// blacklisted_intents, so that OVOS skips them even if its real run would
+// pick them when the dry run did not.
+func TestProtectedIntentsAreBlacklistedInTheSession(t *testing.T) {
+	g := startGateway(t, nil)
+	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin:JokeIntent"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+	s := g.newClient(t, "study")
+	st := g.openStream(t, "study", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	say(t, g, s.Token.Reveal(), "hello")
+	for {
+		ev := st.next(t, api.EventMessage)
+		var m struct {
+			Context struct {
+				Session struct {
+					Blacklisted []string `json:"blacklisted_intents"`
+				} `json:"session"`
+			} `json:"context"`
+		}
+		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Context.Session.Blacklisted) == 1 && m.Context.Session.Blacklisted[0] == "joke.builtin:JokeIntent" {
+			return
+		}
+		t.Fatalf("session without the protected intent: %s", ev.Data)
+	}
+}
+
+// A bus that never answers the dry run must not open protected intents:
+// fail closed, unless configured open.
+func TestDryRunWithoutAnswerFailsClosed(t *testing.T) {
+	for _, mode := range []string{"closed", "open"} {
+		t.Run(mode, func(t *testing.T) {
+			bus, err := messagebus.New(messagebus.Config{}) // a bus with no assistant on it
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(bus.Handler())
+			t.Cleanup(func() { srv.Close(); bus.Close() })
+			g := startGateway(t, map[string]string{"BUS_URL": "ws" + strings.TrimPrefix(srv.URL, "http") + "/core", "INTENT_CHECK": mode})
+			wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("door.*"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+			s := g.newClient(t, "gate")
+			resp := g.call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "open the door"}, nil)
+			want := map[string]int{"closed": http.StatusServiceUnavailable, "open": http.StatusAccepted}[mode]
+			wantStatus(t, resp, want)
+			if want == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+		})
+	}
+}
+
+// Tokens are checked with the algorithm, audience and expiry pinned: a token
+// signed with the right secret but the wrong claims is still refused.
+func TestForgedTokensWithTheRightSecret(t *testing.T) {
+	g := startGateway(t, nil)
+	s := g.newClient(t, "vault")
+	secret, err := os.ReadFile(filepath.Join(g.DataDir, "jwt-secret.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	base := jwt.MapClaims{"iss": "ovos-gateway", "aud": "ovos-gateway", "sub": "vault", "sid": s.SessionID, "jti": "forged-jti-000000000000", "kv": 1, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	with := func(k string, v any) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for kk, vv := range base {
+			c[kk] = vv
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	sign := func(m jwt.SigningMethod, c jwt.MapClaims) string {
+		var key any = secret
+		if m == jwt.SigningMethodNone {
+			key = jwt.UnsafeAllowNoneSignatureType
+		}
+		tok, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// The control: the forged token with every claim right is accepted, so
+	// each refusal below is due to the one claim that differs.
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", sign(jwt.SigningMethodHS256, base), nil, nil), http.StatusOK)
+	cases := map[string]string{
+		"alg none":       sign(jwt.SigningMethodNone, base),
+		"HS512":          sign(jwt.SigningMethodHS512, base),
+		"wrong audience": sign(jwt.SigningMethodHS256, with("aud", "someone-else")),
+		"wrong issuer":   sign(jwt.SigningMethodHS256, with("iss", "someone-else")),
+		"no exp":         sign(jwt.SigningMethodHS256, with("exp", nil)),
+		"no iat":         sign(jwt.SigningMethodHS256, with("iat", nil)),
+		"expired":        sign(jwt.SigningMethodHS256, with("exp", now.Add(-time.Hour).Unix())),
+		"old key":        sign(jwt.SigningMethodHS256, with("kv", 0)),
+		"deleted client": sign(jwt.SigningMethodHS256, with("sub", "ghost")),
+	}
+	for name, tok := range cases {
+		t.Run(name, func(t *testing.T) {
+			wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", tok, nil, nil), http.StatusUnauthorized)
+		})
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	g := startGateway(t, map[string]string{"LOGIN_RATE": "0.1", "UTTERANCE_RATE": "1", "STREAMS_PER_CLIENT": "1"})
+	// Logins: burst 1 at 0.1/s from one address.
+	key := g.createClient(t, "busy")
+	s := g.login(t, "busy", key)
+	resp := g.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "busy", "access_key": key}, nil)
+	wantStatus(t, resp, http.StatusTooManyRequests)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Utterances: burst 2 at 1/s per client.
+	tok := s.Token.Reveal()
+	codes := []int{}
+	for range 4 {
+		codes = append(codes, g.call(t, http.MethodPost, "/v1/utterances", tok, api.UtteranceRequest{Utterance: "hello"}, nil).StatusCode)
+	}
+	if codes[0] != http.StatusAccepted || codes[3] != http.StatusTooManyRequests {
+		t.Fatalf("utterance statuses %v", codes)
+	}
+	// Streams: one per client.
+	g.openStream(t, "busy", bearer(tok)).next(t, api.EventReady)
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/v1/clients/busy/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	r2, err := g.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	wantStatus(t, r2, http.StatusTooManyRequests)
+}
+
+// A home network gets HTTPS without a CA: the certificate is made once,
+// kept, and its fingerprint printed so that a device can pin it. HTTP/2 is
+// served, so a browser is not held to six streams.
+func TestSelfSignedTLS(t *testing.T) {
+	g := startTLSGateway(t)
+	m := fingerprintLine.FindStringSubmatch(g.Stdout.String())
+	if m == nil {
+		t.Fatalf("no fingerprint printed:\n%s", g.Stdout.String())
+	}
+	pem, err := os.ReadFile(filepath.Join(g.DataDir, "tls-selfsigned.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("bad certificate file")
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	resp, err := c.Get(g.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	sum := sha256.Sum256(resp.TLS.PeerCertificates[0].Raw)
+	if got := strings.ReplaceAll(m[1], ":", ""); !strings.EqualFold(got, hex.EncodeToString(sum[:])) {
+		t.Fatalf("printed fingerprint %s does not match the served certificate", m[1])
+	}
+	// The session cookie is Secure over TLS.
+	key := g.createClient(t, "tls")
+	body := strings.NewReader(`{"client_id":"tls","access_key":"` + key + `"}`)
+	lr, err := c.Post(g.URL+"/v1/sessions", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.Body.Close()
+	for _, ck := range lr.Cookies() {
+		if ck.Name == "gw_session" && !ck.Secure {
+			t.Fatal("the session cookie is not Secure over TLS")
+		}
+	}
+}
