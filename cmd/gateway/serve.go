@@ -129,6 +129,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
 	var br *bridge.Bridge
 	link, err := busclient.New(busclient.Config{
 		URL: busURL, Name: "gateway", NetDialContext: dial, Logger: log.With("component", "bus"),
@@ -146,6 +147,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	br, err = bridge.New(bridge.Config{
 		UtteranceTimeout: cfg.UtteranceTimeout,
 		Logger:           log.With("component", "bridge"),
+		Observe:          m.ObserveUtterance,
 		Resolve: func(name string) (string, bool) {
 			id, err := reg.Resolve(context.Background(), name)
 			return id, err == nil
@@ -172,7 +174,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, br, bn)
+	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, m.TimeDryRun(br), bn)
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return nil
 	})
 
-	m := metrics.New(metrics.Sources{Bus: link, Hub: streams, Bridge: br})
+	m.Watch(metrics.Sources{Bus: link, Hub: streams, Bridge: br, Bans: bn, Gate: gate, Blacklist: bl})
 	hcfg := handlers.Config{
 		Logger:         log.With("component", "http"),
 		TrustedProxies: trusted,

@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,9 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/intentgate"
 )
 
 // Namespace prefixes every metric.
@@ -33,11 +37,25 @@ type Hub interface{ Stats() hub.Stats }
 // Bridge is the bus bridge as metrics read it.
 type Bridge interface{ Stats() bridge.Stats }
 
+// Bans is the automatic ban keeper as metrics read it.
+type Bans interface{ Stats() bans.Stats }
+
+// Gate is the protected-intent gate as metrics read it.
+type Gate interface{ Stats() intentgate.Stats }
+
+// Blacklist lists the blacklist's entries (read at scrape time).
+type Blacklist interface {
+	List(ctx context.Context) ([]api.BlacklistEntry, error)
+}
+
 // Sources are the components whose counters are exported; any may be nil.
 type Sources struct {
-	Bus    BusLink
-	Hub    Hub
-	Bridge Bridge
+	Bus       BusLink
+	Hub       Hub
+	Bridge    Bridge
+	Bans      Bans
+	Gate      Gate
+	Blacklist Blacklist
 }
 
 // Metrics owns the registry and the metrics the gateway updates directly.
@@ -46,11 +64,18 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	dryRun       prometheus.Histogram
 }
 
+// latencyBuckets suit the bus path: sub-millisecond on the embedded bus,
+// tens of milliseconds on a real assistant, seconds for slow skills.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
 // New builds the registry with the Go and process collectors and the
-// gateway's own metrics.
-func New(src Sources) *Metrics {
+// metrics the gateway updates directly; Watch adds the components' own
+// counters.
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		reg: reg,
@@ -67,12 +92,28 @@ func New(src Sources) *Metrics {
 			Namespace: Namespace, Name: "auth_failures_total",
 			Help: "Refused credentials by reason.",
 		}, []string{"reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "utterance_latency_seconds",
+			Help:    "Time from an utterance's acceptance to its first speak (event=speak) and to its end (event=done).",
+			Buckets: latencyBuckets,
+		}, []string{"event"}),
+		dryRun: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "intent_dry_run_seconds",
+			Help:    "Time the bus took to say which intent would match (intent.service.intent.get).",
+			Buckets: latencyBuckets,
+		}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.authFailures,
+		m.requests, m.duration, m.authFailures, m.latency, m.dryRun,
 	)
+	return m
+}
+
+// Watch registers the components' counters, read at scrape time.
+func (m *Metrics) Watch(src Sources) {
+	reg := m.reg
 	if b := src.Bus; b != nil {
 		reg.MustRegister(
 			gauge("bus_link_up", "1 while the bus link is up.", func() float64 {
@@ -118,9 +159,85 @@ func New(src Sources) *Metrics {
 			counter("utterances_refused_total", "Utterances refused by the bridge (bus down, too many pending).", func() uint64 { return br.Stats().Refused }),
 			counter("bus_frames_routed_total", "Bus frames delivered to a client.", func() uint64 { return br.Stats().Routed }),
 			counter("bus_frames_unrouted_total", "Bus frames for no client of this gateway.", func() uint64 { return br.Stats().Unrouted }),
+			gauge("utterances_pending", "Utterances (and dry runs) waiting for their end.", func() float64 { return float64(br.Stats().Pending) }),
 		)
 	}
-	return m
+	if bn := src.Bans; bn != nil {
+		reg.MustRegister(
+			counter("bans_total", "Automatic bans made.", func() uint64 { return bn.Stats().Bans }),
+			counter("failed_attempts_total", "Failed attempts counted towards bans.", func() uint64 { return bn.Stats().Failures }),
+		)
+	}
+	if g := src.Gate; g != nil {
+		for _, s := range []struct {
+			outcome string
+			get     func(intentgate.Stats) uint64
+		}{
+			{"password_required", func(s intentgate.Stats) uint64 { return s.PasswordRequired }},
+			{"password_invalid", func(s intentgate.Stats) uint64 { return s.PasswordInvalid }},
+			{"unlocked", func(s intentgate.Stats) uint64 { return s.Unlocked }},
+			{"dry_run_failed", func(s intentgate.Stats) uint64 { return s.DryRunFailures }},
+		} {
+			get := s.get
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: Namespace, Name: "protected_intent_checks_total",
+				Help:        "Protected-intent checks by outcome.",
+				ConstLabels: prometheus.Labels{"outcome": s.outcome},
+			}, func() float64 { return float64(get(g.Stats())) }))
+		}
+	}
+	if bl := src.Blacklist; bl != nil {
+		reg.MustRegister(&blacklistCollector{bl: bl, desc: prometheus.NewDesc(Namespace+"_blacklist_entries", "Blacklist entries in force by source (config, admin, auto).", []string{"source"}, nil)})
+	}
+}
+
+// blacklistCollector counts the blacklist's entries by source at scrape time.
+type blacklistCollector struct {
+	bl   Blacklist
+	desc *prometheus.Desc
+}
+
+func (c *blacklistCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *blacklistCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	list, err := c.bl.List(ctx)
+	if err != nil {
+		return
+	}
+	counts := map[string]int{api.BlacklistConfig: 0, api.BlacklistAdmin: 0, api.BlacklistAuto: 0}
+	for _, e := range list {
+		counts[e.Source]++
+	}
+	for src, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), src)
+	}
+}
+
+// ObserveUtterance records an utterance latency (bridge.Config.Observe).
+func (m *Metrics) ObserveUtterance(ev string, d time.Duration) {
+	m.latency.WithLabelValues(ev).Observe(d.Seconds())
+}
+
+// DryRun is the bus's answer to "which intent would match".
+type DryRun interface {
+	Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error)
+}
+
+// TimeDryRun wraps a dry run so that its latency is recorded.
+func (m *Metrics) TimeDryRun(d DryRun) DryRun { return timedDryRun{d, m.dryRun} }
+
+type timedDryRun struct {
+	DryRun
+	h prometheus.Histogram
+}
+
+func (t timedDryRun) Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error) {
+	start := time.Now()
+	in, err := t.DryRun.Intent(ctx, u)
+	t.h.Observe(time.Since(start).Seconds())
+	return in, err
 }
 
 func gauge(name, help string, f func() float64) prometheus.Collector {

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
+	"github.com/ovosgw/gateway/internal/messagebus"
+)
+
+// serveBus runs a bare messagebus (no assistant) on addr ("127.0.0.1:0" for
+// any port) and returns its address and a stop function.
+func serveBus(t *testing.T, addr string) (string, func()) {
+	t.Helper()
+	bus, err := messagebus.New(messagebus.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	for range 50 { // the port may take a moment to be free again
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: bus.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = srv.Close(); _ = bus.Close() }) }
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+// Readiness follows the bus link: 503 with the reason while it is down, 200
+// again once it is back.
+func TestReadinessFollowsTheBusLink(t *testing.T) {
+	addr, stop := serveBus(t, "127.0.0.1:0")
+	g := startGateway(t, map[string]string{"BUS_URL": "ws://" + addr + "/core"})
+	stop()
+	waitFor(t, func() bool {
+		return g.call(t, http.MethodGet, "/readyz", "", nil, nil).StatusCode == http.StatusServiceUnavailable
+	})
+	var p api.Problem
+	resp := g.call(t, http.MethodGet, "/readyz", "", nil, &p)
+	if !strings.Contains(p.Detail, "bus link down") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("not ready without a reason: %+v", p)
+	}
+	wantStatus(t, g.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	// An utterance while the bus is away is refused, not lost.
+	s := g.newClient(t, "offline")
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "hello"}, nil), http.StatusServiceUnavailable)
+
+	serveBus(t, addr)
+	waitFor(t, func() bool { return g.call(t, http.MethodGet, "/readyz", "", nil, nil).StatusCode == http.StatusOK })
+}
+
+// scrape returns the value of one sample of /metrics ("name{labels}").
+func scrape(t *testing.T, g *gateway, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(g.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, sample+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(line[len(sample):]), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+func TestMetricsFollowWhatHappens(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2"})
+	handled := `gateway_utterances_total{status="handled"}`
+	if v := scrape(t, g, handled); v != 0 {
+		t.Fatalf("%s = %v before anything", handled, v)
+	}
+	s := g.newClient(t, "metered")
+	st := g.openStream(t, "metered", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	if v := scrape(t, g, "gateway_streams_open"); v != 1 {
+		t.Fatalf("streams_open = %v", v)
+	}
+	sayWait(t, g, s.Token.Reveal(), "hello")
+	sayWait(t, g, s.Token.Reveal(), "blorp")
+	waitFor(t, func() bool { return scrape(t, g, handled) == 1 })
+	if v := scrape(t, g, `gateway_utterances_total{status="intent_failure"}`); v != 1 {
+		t.Fatalf("intent failures = %v", v)
+	}
+	if v := scrape(t, g, `gateway_utterance_latency_seconds_count{event="done"}`); v != 2 {
+		t.Fatalf("done latency observations = %v", v)
+	}
+	if v := scrape(t, g, `gateway_http_requests_total{method="POST",route="/v1/utterances",status="200"}`); v != 2 {
+		t.Fatalf("utterance requests = %v", v)
+	}
+	if v := scrape(t, g, "gateway_bus_link_up"); v != 1 {
+		t.Fatalf("bus_link_up = %v", v)
+	}
+	failLogins(t, g.from(t, "127.0.0.12"), 2)
+	if v := scrape(t, g, `gateway_auth_failures_total{reason="login"}`); v != 2 {
+		t.Fatalf("login failures = %v", v)
+	}
+	if v := scrape(t, g, "gateway_bans_total"); v != 1 {
+		t.Fatalf("bans = %v", v)
+	}
+	if v := scrape(t, g, `gateway_blacklist_entries{source="auto"}`); v != 1 {
+		t.Fatalf("auto entries = %v", v)
+	}
+	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin:*"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+	g.call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "tell me a joke"}, nil)
+	if v := scrape(t, g, `gateway_protected_intent_checks_total{outcome="password_required"}`); v != 1 {
+		t.Fatalf("password refusals = %v", v)
+	}
+	if v := scrape(t, g, "gateway_intent_dry_run_seconds_count"); v < 1 {
+		t.Fatalf("dry runs timed = %v", v)
+	}
+}
+
+func TestMetricsCanRequireTheAdminToken(t *testing.T) {
+	g := startGateway(t, map[string]string{"METRICS": "admin"})
+	wantStatus(t, g.call(t, http.MethodGet, "/metrics", "", nil, nil), http.StatusUnauthorized)
+	wantStatus(t, g.call(t, http.MethodGet, "/metrics", g.AdminToken, nil, nil), http.StatusOK)
+	off := startGateway(t, map[string]string{"METRICS": "off"})
+	wantStatus(t, off.call(t, http.MethodGet, "/metrics", "", nil, nil), http.StatusNotFound)
+}
+
+// SIGTERM with streams open and answers awaited: the process tells every
+// stream to reconnect, lets the waiting requests finish, and exits 0.
+func TestGracefulShutdownOnSIGTERM(t *testing.T) {
+	busAddr, _ := serveBus(t, "127.0.0.1:0") // no assistant: utterances stay pending
+	dir := t.TempDir()
+	cmd := exec.Command(gatewaytest.Binary(t), "serve")
+	cmd.Env = append(os.Environ(), "GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR="+dir, "GATEWAY_BUS_URL=ws://"+busAddr+"/core", "GATEWAY_SHUTDOWN_TIMEOUT=10s")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	out := &syncBuffer{}
+	go func() { _, _ = io.Copy(out, stdout) }()
+	waitFor(t, func() bool { return listenLine.MatchString(out.String()) })
+	g := &gateway{URL: listenLine.FindStringSubmatch(out.String())[1], AdminToken: adminLine.FindStringSubmatch(out.String())[1], client: &http.Client{Transport: newValidatingTransport(t, nil)}}
+	waitFor(t, func() bool { return g.call(t, http.MethodGet, "/readyz", "", nil, nil).StatusCode == http.StatusOK })
+
+	const streams, waiters = 3, 3
+	var opened []*stream
+	var tokens []string
+	for i := range streams {
+		s := g.newClient(t, "dev-"+strconv.Itoa(i))
+		st := g.openStream(t, "dev-"+strconv.Itoa(i), bearer(s.Token.Reveal()))
+		st.next(t, api.EventReady)
+		opened, tokens = append(opened, st), append(tokens, s.Token.Reveal())
+	}
+	results := make(chan int, waiters)
+	for i := range waiters {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/utterances?wait=2s", strings.NewReader(`{"utterance":"hello"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the waits are in flight
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range opened {
+		select {
+		case r := <-st.retry:
+			if ms, err := strconv.Atoi(r); err != nil || ms < 2000 {
+				t.Fatalf("final retry hint %q", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a stream was not told to reconnect")
+		}
+		st.waitClosed(t)
+	}
+	for range waiters {
+		if code := <-results; code != http.StatusOK {
+			t.Fatalf("a waiting request ended with %d", code)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+var tableRow = regexp.MustCompile("^\\| `--([a-z-]+)` \\| `(GATEWAY_[A-Z_]+)` \\| `([^`]*)` \\| (.+) \\|$")
+
+// The README's settings table is the configuration struct: same flags,
+// variables, defaults and meanings, in the same order.
+func TestReadmeSettingsTableMatchesTheConfig(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := tableRow.FindStringSubmatch(line); m != nil {
+			rows = append(rows, m[1:])
+		}
+	}
+	want := settings()
+	if len(rows) != len(want) {
+		t.Fatalf("README lists %d settings, the config has %d", len(rows), len(want))
+	}
+	for i, s := range want {
+		got := rows[i]
+		if got[0] != s.flag || got[1] != envPrefix+s.env || got[2] != s.def || got[3] != s.help {
+			t.Errorf("row %d: %q, want --%s %s%s %q %q", i, got, s.flag, envPrefix, s.env, s.def, s.help)
+		}
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out, errOut syncBuffer
+	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	help := errOut.String() + out.String()
+	for _, s := range settings() {
+		if !strings.Contains(help, "--"+s.flag) || !strings.Contains(help, envPrefix+s.env) || !strings.Contains(help, s.help) {
+			t.Errorf("--help lacks %s", s.env)
+		}
+	}
+}
