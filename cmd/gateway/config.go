@@ -50,6 +50,7 @@ type config struct {
 	StreamsPerClient int           `env:"STREAMS_PER_CLIENT" envDefault:"16" help:"open event streams allowed per client"`
 	StreamsPerAddr   int           `env:"STREAMS_PER_ADDR" envDefault:"512" help:"open event streams allowed per address"`
 	MaxWait          time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
+	Heartbeat        time.Duration `env:"HEARTBEAT" envDefault:"15s" help:"longest silence on an event stream before a keepalive comment (keep it under your proxies' idle timeout)"`
 	Metrics          string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
 	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
 	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info" help:"log level: debug, info, warn or error"`
@@ -161,8 +162,11 @@ func (c config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together"))
 	}
-	if c.TokenTTL < time.Minute {
-		errs = append(errs, errors.New("GATEWAY_TOKEN_TTL must be at least 1m"))
+	if c.TokenTTL < 2*time.Second {
+		errs = append(errs, errors.New("GATEWAY_TOKEN_TTL must be at least 2s"))
+	}
+	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 15*time.Second {
+		errs = append(errs, errors.New("GATEWAY_HEARTBEAT must be between 100ms and 15s"))
 	}
 	if c.UtteranceTimeout <= 0 || c.MaxWait <= 0 || c.ShutdownTimeout <= 0 || c.BanWindow <= 0 || c.BanFor <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"regexp"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/busclient"
 )
 
 // TestSayHelloEndToEnd is the README's curl session: create a client, log
@@ -424,5 +428,67 @@ func TestHealthAndReadiness(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
+	}
+}
+
+// The stream stays alive through proxies with keepalive comments, and ends
+// when the session's token expires.
+func TestStreamHeartbeatAndExpiry(t *testing.T) {
+	g := startGateway(t, map[string]string{"HEARTBEAT": "100ms", "TOKEN_TTL": "2s"})
+	s := g.newClient(t, "clock")
+	st := g.openStream(t, "clock", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	select {
+	case c := <-st.comments:
+		if c != "keepalive" {
+			t.Fatalf("comment %q", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no keepalive")
+	}
+	st.waitClosed(t)
+	if time.Now().Before(s.ExpiresAt.Add(-time.Second)) {
+		t.Fatalf("the stream ended before the token expired (%v)", s.ExpiresAt)
+	}
+}
+
+// GATEWAY_EMBEDDED_BUS_ADDR opens the embedded bus to other peers, which
+// speak to its skills as to a real assistant's bus.
+func TestEmbeddedBusListens(t *testing.T) {
+	g := startGateway(t, map[string]string{"EMBEDDED_BUS_ADDR": "127.0.0.1:0"})
+	m := regexp.MustCompile(`embedded messagebus: (ws://\S+)`).FindStringSubmatch(g.Stdout.String())
+	if m == nil {
+		t.Fatalf("no bus address printed:\n%s", g.Stdout.String())
+	}
+	peer, err := busclient.New(busclient.Config{URL: m[1], Name: "device"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go peer.Run(ctx)
+	if err := peer.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spoken := make(chan string, 4)
+	defer peer.Subscribe(func(f *api.Frame) {
+		if f.Type == api.TypeSpeak && f.Route.Destination.Has("device") {
+			var d struct{ Utterance string }
+			_ = json.Unmarshal(f.Data, &d)
+			spoken <- d.Utterance
+		}
+	})()
+	err = peer.Send(ctx, api.Message{Type: api.TypeUtterance, Data: json.RawMessage(`{"utterances":["say good evening"],"lang":"en-us"}`),
+		Context: json.RawMessage(`{"source":"device","destination":["skills"],"session":{"session_id":"dev-1"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-spoken:
+		if !strings.Contains(u, "good evening") {
+			t.Fatalf("spoke %q", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the embedded skills did not answer the peer")
 	}
 }

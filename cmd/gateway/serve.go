@@ -207,6 +207,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		TrustedProxies: trusted,
 		SecureCookies:  certFile != "",
 		MaxWait:        cfg.MaxWait,
+		Heartbeat:      cfg.Heartbeat,
 		OpenAPI:        project.OpenAPI(),
 		Console:        web.Handler(),
 		Observe:        m.ObserveRequest,
