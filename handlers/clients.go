@@ -9,11 +9,20 @@ import (
 	"github.com/ovosgw/gateway/middleware"
 )
 
+// sessionGone turns "no such client" for the caller's own session into a
+// 401: the client was deleted after its token was checked.
+func sessionGone(err error) error {
+	if api.ErrorCode(err) == api.ENOTFOUND {
+		return api.Errorf(api.EUNAUTHORIZED, "the client no longer exists")
+	}
+	return err
+}
+
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
 	id, _ := middleware.IdentityFrom(r.Context())
 	p, err := s.deps.Clients.Profile(r.Context(), id.ClientID)
 	if err != nil {
-		return err
+		return sessionGone(err)
 	}
 	return writeJSON(w, http.StatusOK, p)
 }
@@ -26,7 +35,7 @@ func (s *Server) handleSetNames(w http.ResponseWriter, r *http.Request) error {
 	id, _ := middleware.IdentityFrom(r.Context())
 	p, err := s.deps.Clients.SetNames(r.Context(), id.ClientID, req)
 	if err != nil {
-		return err
+		return sessionGone(err)
 	}
 	return writeJSON(w, http.StatusOK, p)
 }

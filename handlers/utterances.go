@@ -40,7 +40,7 @@ func (s *Server) handleUtterance(w http.ResponseWriter, r *http.Request) error {
 	id, _ := middleware.IdentityFrom(r.Context())
 	res, err := s.deps.Utterances.Say(r.Context(), id, middleware.ClientAddr(r), req, wait)
 	if err != nil {
-		return err
+		return sessionGone(err)
 	}
 	if wait <= 0 {
 		return writeJSON(w, http.StatusAccepted, api.UtteranceAccepted{
