@@ -53,6 +53,10 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
+// httpClient bounds every call, so that a stuck gateway fails the test
+// instead of hanging it.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
 // Gateway is a running gateway process.
 type Gateway struct {
 	URL        string
@@ -144,7 +148,7 @@ func (g *Gateway) start(t testing.TB, waitReady bool) {
 		return
 	}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(g.URL + "/readyz")
+		resp, err := httpClient.Get(g.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -157,7 +161,8 @@ func (g *Gateway) start(t testing.TB, waitReady bool) {
 }
 
 // Restart stops the gateway and starts it again on the same address and
-// data dir (so clients and keys survive).
+// data dir (so clients and keys survive). The new process is stopped when t
+// ends: pass the outer test, not a subtest that ends sooner.
 func (g *Gateway) Restart(t testing.TB) {
 	t.Helper()
 	addr := strings.TrimPrefix(strings.TrimPrefix(g.URL, "http://"), "https://")
@@ -218,7 +223,7 @@ func (g *Gateway) Do(t testing.TB, method, path, token string, body, out any) in
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -67,6 +67,10 @@ type Config struct {
 	// Jokes are told in order, round and round; empty means a small built-in
 	// list.
 	Jokes []string
+	// Enabled lists the skill ids to load (SkillGreeting, SkillJoke, ...);
+	// empty loads them all. An assistant with fewer skills lets a test (or a
+	// demo) have utterances that this assistant fails and another answers.
+	Enabled []string
 }
 
 // Skills is the embedded assistant's skill service: a bus peer that answers
@@ -124,16 +128,43 @@ func New(cfg Config, bus Bus) (*Skills, error) {
 		}
 	}
 	cfg.Jokes = jokes
+	rules, err := enabledRules(builtinRules(), cfg.Enabled)
+	if err != nil {
+		return nil, err
+	}
 	return &Skills{
 		cfg:     cfg,
 		ovos:    cfg.Dialect == DialectOVOS,
 		log:     cfg.Logger.With("component", "skills", "dialect", cfg.Dialect),
 		bus:     bus,
-		rules:   builtinRules(),
+		rules:   rules,
 		jokes:   jokes,
 		queue:   make(chan *api.Frame, queueSize),
 		waiters: waiters{bySession: map[string][]*waiter{}},
 	}, nil
+}
+
+// enabledRules keeps the rules of the enabled skill ids, all of them when
+// enabled is empty; an id that names no built-in skill is an error.
+func enabledRules(all []rule, enabled []string) ([]rule, error) {
+	if len(enabled) == 0 {
+		return all, nil
+	}
+	want := make(map[string]bool, len(enabled))
+	for _, id := range enabled {
+		want[id] = true
+	}
+	out := make([]rule, 0, len(all))
+	for _, r := range all {
+		if want[r.skillID] {
+			out = append(out, r)
+			delete(want, r.skillID)
+		}
+	}
+	for id := range want {
+		return nil, fmt.Errorf("skills: unknown skill id %q in Enabled", id)
+	}
+	return out, nil
 }
 
 // Match is the dry-run matcher: the intent the utterance would trigger, with

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// envPrefix starts every environment variable of the satellite.
+const envPrefix = "SATELLITE_"
+
+// maxKeyFile bounds the key file: a key is a short line.
+const maxKeyFile = 4096
+
+// config is every setting of the satellite, from the environment
+// (SATELLITE_*) and the matching flags (--local-bus for
+// SATELLITE_LOCAL_BUS); a flag wins. Key has no flag: an access key on the
+// command line is seen by every user of the machine and kept in the shell's
+// history, so it comes from --key-file or SATELLITE_KEY only.
+type config struct {
+	Gateway       string        `env:"GATEWAY" help:"the gateway, e.g. https://gateway.example:8080"`
+	Client        string        `env:"CLIENT" help:"this device's client id (or alias) at the gateway"`
+	KeyFile       string        `env:"KEY_FILE" help:"file holding the client's access key (else SATELLITE_KEY)"`
+	Key           api.Secret    `env:"KEY" noflag:"true" help:"the client's access key (environment only)"`
+	LocalBus      string        `env:"LOCAL_BUS" envDefault:"ws://127.0.0.1:8181/core" help:"the device's own messagebus (bridge)"`
+	CAFile        string        `env:"CA_FILE" help:"PEM file of the CA (or the self-signed certificate) to trust for a gateway on TLS"`
+	Fingerprint   string        `env:"FINGERPRINT" help:"SHA-256 fingerprint of the gateway's self-signed certificate, to pin it"`
+	Lang          string        `env:"LANG" help:"language of typed utterances, e.g. en-us (chat; empty: the gateway's default)"`
+	LocalTimeout  time.Duration `env:"LOCAL_TIMEOUT" envDefault:"10s" help:"how long the local assistant has before the gateway is asked (bridge)"`
+	AnswerTimeout time.Duration `env:"ANSWER_TIMEOUT" envDefault:"1m" help:"how long one typed utterance waits for its answer (chat)"`
+	LogLevel      string        `env:"LOG_LEVEL" help:"debug, info, warn or error (default: info for bridge, warn for chat)"`
+	LogFormat     string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
+}
+
+// setting is one field of config, for flags and help.
+type setting struct {
+	env, flag, def, help string
+	noFlag               bool
+}
+
+func settings() []setting {
+	t := reflect.TypeFor[config]()
+	out := make([]setting, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		out = append(out, setting{
+			env:    name,
+			flag:   strings.ReplaceAll(strings.ToLower(name), "_", "-"),
+			def:    f.Tag.Get("envDefault"),
+			help:   f.Tag.Get("help"),
+			noFlag: f.Tag.Get("noflag") == "true",
+		})
+	}
+	return out
+}
+
+// newFlagSet returns the flags of a command: one string flag per setting
+// (but the key), parsed later by env along with the environment.
+func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, map[string]*string) {
+	fs := flag.NewFlagSet("satellite "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := make(map[string]*string)
+	for _, s := range settings() {
+		if s.noFlag {
+			continue
+		}
+		usage := fmt.Sprintf("%s (env %s%s", s.help, envPrefix, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		vals[s.env] = fs.String(s.flag, "", usage+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "  SATELLITE_KEY\n    \tthe client's access key, from the environment only (or --key-file)\n")
+	}
+	return fs, vals
+}
+
+// loadConfig builds the config from getenv and the flags that were set, and
+// reads the access key.
+func loadConfig(getenv func(string) string, fs *flag.FlagSet, vals map[string]*string) (config, error) {
+	environ := make(map[string]string)
+	for _, s := range settings() {
+		if v := getenv(envPrefix + s.env); v != "" {
+			environ[envPrefix+s.env] = v
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for name, v := range vals {
+			if f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") {
+				environ[envPrefix+name] = *v
+			}
+		}
+	})
+	var cfg config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ, Prefix: envPrefix}); err != nil {
+		return config{}, fmt.Errorf("configuration: %w", scrub(err))
+	}
+	if cfg.Gateway == "" {
+		return config{}, errors.New("configuration: --gateway (SATELLITE_GATEWAY) is required")
+	}
+	if cfg.Client == "" {
+		return config{}, errors.New("configuration: --client (SATELLITE_CLIENT) is required")
+	}
+	if cfg.KeyFile != "" {
+		key, err := readKeyFile(cfg.KeyFile)
+		if err != nil {
+			return config{}, err
+		}
+		cfg.Key = key
+	}
+	if cfg.Key == "" {
+		return config{}, errors.New("configuration: the access key is required: --key-file PATH or SATELLITE_KEY")
+	}
+	if cfg.LocalTimeout <= 0 || cfg.AnswerTimeout <= 0 {
+		return config{}, errors.New("configuration: timeouts must be positive")
+	}
+	return cfg, nil
+}
+
+// scrub keeps the names of the settings that failed to parse and drops
+// their values, which may be secrets.
+func scrub(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return errors.New("the settings do not parse")
+	}
+	msgs := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			msgs = append(msgs, fmt.Sprintf("%s%s: cannot parse as %s", envPrefix, envNameOf(pe.Name), pe.Type))
+			continue
+		}
+		msgs = append(msgs, "a setting does not parse")
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// envNameOf is the environment name (without prefix) of a config field.
+func envNameOf(field string) string {
+	if f, ok := reflect.TypeFor[config]().FieldByName(field); ok {
+		return f.Tag.Get("env")
+	}
+	return field
+}
+
+// readKeyFile reads the access key: the file's first line, trimmed.
+func readKeyFile(path string) (api.Secret, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("key file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return "", fmt.Errorf("key file %s: %w", path, err)
+	}
+	if len(b) > maxKeyFile {
+		return "", fmt.Errorf("key file %s is larger than %d bytes", path, maxKeyFile)
+	}
+	key, _, _ := strings.Cut(string(b), "\n")
+	key = strings.TrimSpace(key)
+	if key == "" {
+		return "", fmt.Errorf("key file %s is empty", path)
+	}
+	return api.Secret(key), nil
+}
+
+// keyFileWarning says when the key file can be read by other users.
+func keyFileWarning(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm()&fs.FileMode(0o077) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the key file %s can be read by other users (mode %v); chmod 600 it", path, st.Mode().Perm())
+}
+
+// newLogger builds the logger on stderr; def is the command's level when
+// none is set.
+func newLogger(cfg config, def slog.Level, stderr io.Writer) (*slog.Logger, error) {
+	level := def
+	if cfg.LogLevel != "" {
+		if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+			return nil, fmt.Errorf("configuration: log level %q: want debug, info, warn or error", cfg.LogLevel)
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("configuration: log format %q: want text or json", cfg.LogFormat)
+}

@@ -1,0 +1,183 @@
+package satellite
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/ovosgw/gateway/api"
+)
+
+// Loop protection and addressing of what the bridge puts on the local bus.
+const (
+	// Source is the context source of everything the bridge re-emits.
+	Source = "satellite"
+	// ReemittedKey is the context member, set to true, that marks a frame the
+	// bridge re-emitted: no satellite ever forwards such a frame.
+	ReemittedKey = "satellite_reemitted"
+	// SpeakerDestination addresses a speak to the device's own speaker:
+	// the assistant speaks aloud when the destination is one of its own
+	// sources (BUS.md, "How replies find their way back").
+	SpeakerDestination = "audio"
+)
+
+// localUtterance is what the bridge reads from a device's
+// recognizer_loop:utterance.
+type localUtterance struct {
+	text      string
+	lang      string
+	sessionID string
+	session   json.RawMessage
+	source    api.Names
+}
+
+// notForwarded says why an utterance frame is not the device's own, or ""
+// when it is: what the bridge re-emitted itself (its mark or its source),
+// and what the gateway put on this bus for its clients.
+func notForwarded(f *api.Frame) string {
+	for _, s := range f.Route.Source {
+		switch {
+		case s == Source:
+			return "re-emitted by a satellite"
+		case strings.HasPrefix(s, api.GatewaySourcePrefix):
+			return "sent by the gateway for a client"
+		}
+	}
+	var c struct {
+		Reemitted json.RawMessage `json:"satellite_reemitted"`
+	}
+	if json.Unmarshal(f.Context, &c) == nil && string(c.Reemitted) == "true" {
+		return "re-emitted by a satellite"
+	}
+	return ""
+}
+
+// parseUtterance reads a recognizer_loop:utterance of the device: its first
+// transcription, its language (data, then context, then session) and its
+// session as it came.
+func parseUtterance(f *api.Frame) (localUtterance, error) {
+	var d struct {
+		Utterances []json.RawMessage `json:"utterances"`
+		Lang       json.RawMessage   `json:"lang"`
+	}
+	if err := json.Unmarshal(f.Data, &d); err != nil {
+		return localUtterance{}, errors.New("data is not an utterance")
+	}
+	var text string
+	if len(d.Utterances) == 0 || json.Unmarshal(d.Utterances[0], &text) != nil || strings.TrimSpace(text) == "" {
+		return localUtterance{}, errors.New("no utterances in data")
+	}
+	var c struct {
+		Lang    json.RawMessage `json:"lang"`
+		Session json.RawMessage `json:"session"`
+	}
+	_ = json.Unmarshal(f.Context, &c)
+	u := localUtterance{text: strings.TrimSpace(text), source: f.Route.Source, sessionID: sessionKey(f.Route.SessionID)}
+	if len(c.Session) > 0 && c.Session[0] == '{' {
+		u.session = c.Session
+	}
+	var s struct {
+		Lang json.RawMessage `json:"lang"`
+	}
+	_ = json.Unmarshal(u.session, &s)
+	for _, raw := range []json.RawMessage{d.Lang, c.Lang, s.Lang} {
+		var l string
+		if json.Unmarshal(raw, &l) == nil && l != "" {
+			u.lang = gatewayLang(l)
+			break
+		}
+	}
+	return u, nil
+}
+
+// sessionKey is a frame's session id for matching: OVOS answers an
+// utterance without session in the default session.
+func sessionKey(id string) string {
+	if id == "" {
+		return api.DefaultSessionID
+	}
+	return id
+}
+
+// gatewayLang turns a POSIX-style locale (en_US) into the language tag the
+// gateway accepts (en-US); anything else longer than a tag is dropped.
+func gatewayLang(l string) string {
+	l = strings.ReplaceAll(strings.TrimSpace(l), "_", "-")
+	if len(l) > 35 || strings.ContainsAny(l, " .@") {
+		return ""
+	}
+	return l
+}
+
+// failureText is the utterance a complete_intent_failure names (OVOS
+// repeats the utterance's data), "" when it names none.
+func failureText(f *api.Frame) string {
+	var d struct {
+		Utterances []string `json:"utterances"`
+	}
+	if json.Unmarshal(f.Data, &d) != nil || len(d.Utterances) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(d.Utterances[0])
+}
+
+// speakMessage is the gateway's answer as the device's speaker takes it: a
+// speak addressed to "audio" in the session of the utterance it answers,
+// marked as re-emitted.
+func speakMessage(ev api.SpeakEvent, session json.RawMessage) (api.Message, error) {
+	if len(session) == 0 {
+		session = json.RawMessage(`{"session_id":"` + api.DefaultSessionID + `"}`)
+	}
+	data, err := json.Marshal(map[string]any{
+		"utterance":       ev.Utterance,
+		"expect_response": ev.ExpectResponse,
+		"lang":            ev.Lang,
+	})
+	if err != nil {
+		return api.Message{}, err
+	}
+	ctx, err := json.Marshal(map[string]any{
+		"source":      Source,
+		"destination": []string{SpeakerDestination},
+		"session":     session,
+		ReemittedKey:  true,
+	})
+	if err != nil {
+		return api.Message{}, err
+	}
+	return api.Message{Type: api.TypeSpeak, Data: data, Context: ctx}, nil
+}
+
+// forwardedMessage is a bus message of the gateway's stream (a `message`
+// event) as it came, its context marked as re-emitted.
+func forwardedMessage(raw []byte) (api.Message, error) {
+	f, err := api.ParseFrame(raw)
+	if err != nil {
+		return api.Message{}, err
+	}
+	var ctx map[string]json.RawMessage
+	if err := json.Unmarshal(f.Context, &ctx); err != nil || ctx == nil {
+		ctx = map[string]json.RawMessage{}
+	}
+	ctx[ReemittedKey] = json.RawMessage("true")
+	b, err := json.Marshal(ctx)
+	if err != nil {
+		return api.Message{}, err
+	}
+	return api.Message{Type: f.Type, Data: f.Data, Context: b}, nil
+}
+
+// contextUtteranceID is the gateway's utterance id a bus message carries in
+// its context, "" when none.
+func contextUtteranceID(raw []byte) string {
+	var m struct {
+		Context struct {
+			UtteranceID json.RawMessage `json:"utterance_id"`
+		} `json:"context"`
+	}
+	var s string
+	if json.Unmarshal(raw, &m) == nil && json.Unmarshal(m.Context.UtteranceID, &s) == nil {
+		return s
+	}
+	return ""
+}
