@@ -64,6 +64,18 @@ func (s *Server) handleCreateClient(w http.ResponseWriter, r *http.Request) erro
 	return writeJSON(w, http.StatusCreated, c)
 }
 
+func (s *Server) handleRenameClient(w http.ResponseWriter, r *http.Request) error {
+	var req api.NamesRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	c, err := s.deps.Clients.Rename(r.Context(), chi.URLParam(r, "id"), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c)
+}
+
 func (s *Server) handleDeleteClient(w http.ResponseWriter, r *http.Request) error {
 	if err := s.deps.Clients.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
 		return err

@@ -73,6 +73,7 @@ func (s *Server) routes() http.Handler {
 			r.Use(middleware.RequireAdmin(s.deps.Sessions, s.cfg.AuthFailed))
 			r.Get("/v1/admin/clients", s.wrap(s.handleListClients))
 			r.Post("/v1/admin/clients", s.wrap(s.handleCreateClient))
+			r.Patch("/v1/admin/clients/{id}", s.wrap(s.handleRenameClient))
 			r.Delete("/v1/admin/clients/{id}", s.wrap(s.handleDeleteClient))
 			r.Post("/v1/admin/clients/{id}/key", s.wrap(s.handleRotateKey))
 			if s.deps.Blacklist != nil {

@@ -38,6 +38,7 @@ type Clients interface {
 	Resolve(ctx context.Context, idOrAlias string) (string, error)
 	List(ctx context.Context) ([]api.AdminClient, error)
 	Create(ctx context.Context, r api.CreateClientRequest) (api.ClientKeyResponse, error)
+	Rename(ctx context.Context, id string, r api.NamesRequest) (api.AdminClient, error)
 	Delete(ctx context.Context, id string) error
 	RotateKey(ctx context.Context, id string) (api.ClientKeyResponse, error)
 }

@@ -492,3 +492,16 @@ func TestEmbeddedBusListens(t *testing.T) {
 		t.Fatal("the embedded skills did not answer the peer")
 	}
 }
+
+func TestAdminRenamesAClient(t *testing.T) {
+	g := startGateway(t, nil)
+	g.createClient(t, "loft")
+	g.createClient(t, "cellar", "wine")
+	var c api.AdminClient
+	wantStatus(t, g.call(t, http.MethodPatch, "/v1/admin/clients/loft", g.AdminToken, api.NamesRequest{Name: "Loft speaker", Aliases: []string{"attic"}}, &c), http.StatusOK)
+	if c.ID != "loft" || c.Name != "Loft speaker" || len(c.Aliases) != 1 || c.Aliases[0] != "attic" {
+		t.Fatalf("renamed %+v", c)
+	}
+	wantStatus(t, g.call(t, http.MethodPatch, "/v1/admin/clients/loft", g.AdminToken, api.NamesRequest{Name: "x", Aliases: []string{"wine"}}, nil), http.StatusConflict)
+	wantStatus(t, g.call(t, http.MethodPatch, "/v1/admin/clients/ghost", g.AdminToken, api.NamesRequest{Name: "x"}, nil), http.StatusNotFound)
+}

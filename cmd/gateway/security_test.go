@@ -411,3 +411,21 @@ func TestSelfSignedTLS(t *testing.T) {
 		}
 	}
 }
+
+// A session that ended (logged out) is not a guess: a device retrying with
+// it must not get its own address banned.
+func TestEndedSessionsDoNotBan(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2"})
+	d := g.from(t, "127.0.0.13")
+	key := g.createClient(t, "sleepy")
+	var s api.SessionResponse
+	wantStatus(t, d.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "sleepy", "access_key": key}, &s), http.StatusCreated)
+	wantStatus(t, d.call(t, http.MethodDelete, "/v1/sessions/current", s.Token.Reveal(), nil, nil), http.StatusNoContent)
+	for range 4 {
+		wantStatus(t, d.call(t, http.MethodGet, "/v1/clients/me", s.Token.Reveal(), nil, nil), http.StatusUnauthorized)
+	}
+	wantStatus(t, d.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	if v := scrape(t, g, `gateway_auth_failures_total{reason="token-revoked"}`); v != 4 {
+		t.Fatalf("revoked-token refusals counted %v", v)
+	}
+}

@@ -212,11 +212,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Console:        web.Handler(),
 		Observe:        m.ObserveRequest,
 		CORSOrigins:    cfg.CORSOrigins,
-		// Every refused credential counts towards a ban of its address.
+		// Every refused credential is counted; guesses (wrong keys, forged or
+		// unknown tokens) also count towards a ban of their address, while
+		// sessions that simply ended (expired, logged out, re-keyed) do not.
 		AuthFailed: func(r *http.Request, err error) {
 			reason := failureReason(r, err)
 			m.AuthFailed(reason)
-			bn.Failed(r.Context(), middleware.ClientAddr(r), reason)
+			if isGuess(reason) {
+				bn.Failed(r.Context(), middleware.ClientAddr(r), reason)
+			}
 		},
 	}
 	if cfg.Metrics != "off" {
@@ -306,9 +310,23 @@ func failureReason(r *http.Request, err error) string {
 		return "login"
 	case api.ErrorCode(err) == api.EFORBIDDEN:
 		return "admin-token"
+	case errors.Is(err, sessions.ErrClientGone):
+		return "client-gone"
+	case errors.Is(err, sessions.ErrKeyChanged):
+		return "key-changed"
 	default:
 		return "token-" + tokens.Reason(err)
 	}
+}
+
+// isGuess says whether a refusal looks like guessing rather than a session
+// that ended.
+func isGuess(reason string) bool {
+	switch reason {
+	case "login", "admin-token", "token-" + tokens.ReasonInvalid, "token-" + tokens.ReasonMalformed:
+		return true
+	}
+	return false
 }
 
 // readiness reports the bus link as the gateway's readiness.

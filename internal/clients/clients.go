@@ -96,6 +96,19 @@ func (r *Registry) SetNames(ctx context.Context, id string, req api.NamesRequest
 	return profile(c), nil
 }
 
+// Rename sets a client's name and aliases, for the admin.
+func (r *Registry) Rename(ctx context.Context, id string, req api.NamesRequest) (api.AdminClient, error) {
+	name, aliases, err := store.NormalizeNames(orDefault(req.Name, id), req.Aliases)
+	if err != nil {
+		return api.AdminClient{}, err
+	}
+	c, err := r.store.SetNames(ctx, id, name, aliases)
+	if err != nil {
+		return api.AdminClient{}, err
+	}
+	return adminView(c), nil
+}
+
 // Resolve maps an id or alias to the client's id.
 func (r *Registry) Resolve(ctx context.Context, idOrAlias string) (string, error) {
 	c, err := r.store.ResolveClient(ctx, idOrAlias)

@@ -91,6 +91,13 @@ func New(cfg Config, t *tokens.Tokens, c Clients, streams Kicker, bridge Forgett
 
 var errLogin = api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
 
+// Refusals of a genuine session that has ended: not a guess, so callers
+// need not count them towards a ban.
+var (
+	ErrClientGone = api.Errorf(api.EUNAUTHORIZED, "the client no longer exists")
+	ErrKeyChanged = api.Errorf(api.EUNAUTHORIZED, "the access key was changed; log in again")
+)
+
 // Login checks the access key of the client named by id or alias and issues a
 // session. An unknown client costs the same time as a wrong key, so the
 // answer does not tell which it was.
@@ -177,12 +184,12 @@ func (s *Sessions) identity(ctx context.Context, claims tokens.Claims) (middlewa
 	c, err := s.clients.Client(ctx, claims.ClientID)
 	if err != nil {
 		if api.ErrorCode(err) == api.ENOTFOUND {
-			return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "the client no longer exists")
+			return middleware.Identity{}, ErrClientGone
 		}
 		return middleware.Identity{}, err
 	}
 	if c.KeyVersion != claims.KeyVersion {
-		return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "the access key was changed; log in again")
+		return middleware.Identity{}, ErrKeyChanged
 	}
 	return middleware.Identity{
 		ClientID:   claims.ClientID,
