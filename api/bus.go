@@ -50,36 +50,61 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	if m.Type == "" {
 		return nil, errors.New("bus message without type")
 	}
-	t, err := json.Marshal(m.Type)
-	if err != nil {
-		return nil, err
+	b := make([]byte, 0, len(m.Type)+len(m.Data)+len(m.Context)+36)
+	b = append(b, `{"type":`...)
+	if plainString(m.Type) {
+		b = append(b, '"')
+		b = append(b, m.Type...)
+		b = append(b, '"')
+	} else {
+		t, err := json.Marshal(m.Type)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, t...)
 	}
-	var b bytes.Buffer
-	b.Grow(len(t) + len(m.Data) + len(m.Context) + 32)
-	b.WriteString(`{"type":`)
-	b.Write(t)
-	b.WriteString(`,"data":`)
-	if err := writeObject(&b, m.Data); err != nil {
+	b = append(b, `,"data":`...)
+	b, err := appendObject(b, m.Data)
+	if err != nil {
 		return nil, fmt.Errorf("bus message %q data: %w", m.Type, err)
 	}
-	b.WriteString(`,"context":`)
-	if err := writeObject(&b, m.Context); err != nil {
+	b = append(b, `,"context":`...)
+	if b, err = appendObject(b, m.Context); err != nil {
 		return nil, fmt.Errorf("bus message %q context: %w", m.Type, err)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
-func writeObject(b *bytes.Buffer, raw json.RawMessage) error {
+// plainString reports whether s encodes as itself between quotes:
+// printable ASCII that encoding/json neither escapes nor replaces.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// appendObject appends raw, compacted, when it is one JSON object; an empty
+// or null raw is {}.
+func appendObject(b []byte, raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		b.WriteString(defaultEmptyObjectJSONText)
-		return nil
+		return append(b, defaultEmptyObjectJSONText...), nil
 	}
-	if raw[0] != '{' || !json.Valid(raw) {
-		return errors.New("not a JSON object")
+	if raw[0] != '{' {
+		return nil, errors.New("not a JSON object")
 	}
-	return json.Compact(b, raw)
+	s := scanner{b: raw}
+	if err := s.document(); err != nil {
+		return nil, errors.New("not a JSON object")
+	}
+	if !s.ws {
+		return append(b, raw...), nil
+	}
+	return appendCompact(b, raw), nil
 }
 
 // Names is a context's source or destination: on the wire either a string or a
@@ -92,34 +117,34 @@ type Names []string
 // ours to trust, but one odd member should not hide a reply.
 func (n *Names) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) == 0 || bytes.Equal(b, []byte("null")):
-		*n = nil
-		return nil
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+	if len(b) > 0 && (b[0] == '"' || b[0] == '[') {
+		if !json.Valid(b) {
+			return errors.New("names: invalid JSON")
 		}
-		*n = Names{s}
+	}
+	*n = decodeNames(b)
+	return nil
+}
+
+// decodeNames reads valid JSON as Names: a string, the strings of a list,
+// or nothing (null, or a number or an object where a name belongs).
+func decodeNames(v []byte) Names {
+	if len(v) == 0 {
 		return nil
-	case b[0] == '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(b, &items); err != nil {
-			return err
-		}
-		out := make(Names, 0, len(items))
-		for _, it := range items {
-			var s string
-			if len(it) > 0 && it[0] == '"' && json.Unmarshal(it, &s) == nil {
+	}
+	switch v[0] {
+	case '"':
+		s, _ := jsonString(v)
+		return Names{s}
+	case '[':
+		out := make(Names, 0, 1)
+		eachElement(v, func(it []byte) {
+			if s, ok := jsonString(it); ok {
 				out = append(out, s)
 			}
-		}
-		*n = out
-		return nil
+		})
+		return out
 	default:
-		// A number or an object where a name belongs: treat as absent.
-		*n = nil
 		return nil
 	}
 }
@@ -146,61 +171,91 @@ type Route struct {
 }
 
 // Frame is one message received from the bus: the envelope, the routing facts
-// decoded once, and the bytes as they came.
+// decoded once, and the bytes as they came. Data and Context share Raw's
+// bytes: nobody may modify a frame (subscribers share it).
 type Frame struct {
 	Message
 	Route Route
 	Raw   []byte
+	// compact is set by ParseFrame when Raw holds no insignificant
+	// whitespace.
+	compact bool
 }
 
-// routeContext is the part of a context that routing reads; other members
-// are ignored by encoding/json and stay in Message.Context untouched.
-type routeContext struct {
-	Source      Names           `json:"source"`
-	Destination Names           `json:"destination"`
-	Session     json.RawMessage `json:"session"`
-	UtteranceID json.RawMessage `json:"utterance_id"`
+// CompactRaw returns the frame as the bus carried it, without insignificant
+// whitespace (so on one line, an SSE data line): Raw itself when it has none
+// (do not modify it), nil when Raw is not valid JSON.
+func (f *Frame) CompactRaw() []byte {
+	if f.compact {
+		return f.Raw
+	}
+	s := scanner{b: f.Raw}
+	if len(f.Raw) == 0 || s.document() != nil {
+		return nil
+	}
+	if !s.ws {
+		return f.Raw
+	}
+	return appendCompact(make([]byte, 0, len(f.Raw)), f.Raw)
 }
 
-type routeSession struct {
-	SessionID json.RawMessage `json:"session_id"`
+// envelope collects the top-level members of a frame as the scanner meets
+// them; like encoding/json, the last of duplicated members wins.
+type envelope struct {
+	typ, data, ctx []byte
+	typeBad        bool // a "type" member was neither a string nor null
 }
 
-type routeData struct {
-	Target json.RawMessage `json:"target"`
+func (e *envelope) member(m member) {
+	switch {
+	case m.keyIs("type"):
+		e.typ = m.val
+		if m.val[0] != '"' && m.val[0] != 'n' {
+			e.typeBad = true
+		}
+	case m.keyIs("data"):
+		e.data = m.val
+	case m.keyIs("context"):
+		e.ctx = m.val
+	}
 }
 
 // ParseFrame decodes one websocket text frame. It fails, without panicking,
 // on anything that is not a JSON object with a non-empty string type and
 // object (or missing/null) data and context; odd member types inside the
-// context (a numeric session id, say) are read as absent instead.
+// context (a numeric session id, say) are read as absent instead. It reads
+// the frame in one pass (scan.go) and decides exactly as decoding it with
+// encoding/json into the envelope would.
 func ParseFrame(raw []byte) (*Frame, error) {
-	var env struct {
-		Type    *string         `json:"type"`
-		Data    json.RawMessage `json:"data"`
-		Context json.RawMessage `json:"context"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
+	var env envelope
+	s := scanner{b: raw, env: &env}
+	if err := s.document(); err != nil {
 		return nil, fmt.Errorf("bus frame is not a JSON envelope: %w", err)
 	}
-	if env.Type == nil || *env.Type == "" {
+	if first := skipSpace(raw, 0); raw[first] != '{' {
+		return nil, errors.New("bus frame is not a JSON envelope: not an object")
+	}
+	if env.typeBad {
+		return nil, errors.New("bus frame is not a JSON envelope: type is not a string")
+	}
+	typ, _ := jsonString(env.typ)
+	if typ == "" {
 		return nil, errors.New("bus frame has no type")
 	}
-	f := &Frame{Message: Message{Type: *env.Type}, Raw: raw}
+	f := &Frame{Message: Message{Type: typ}, Raw: raw, compact: !s.ws}
 	var err error
-	if f.Data, err = objectOrEmpty(env.Data); err != nil {
+	if f.Data, err = objectOrEmpty(env.data); err != nil {
 		return nil, fmt.Errorf("bus frame %q data: %w", f.Type, err)
 	}
-	if f.Context, err = objectOrEmpty(env.Context); err != nil {
+	if f.Context, err = objectOrEmpty(env.ctx); err != nil {
 		return nil, fmt.Errorf("bus frame %q context: %w", f.Type, err)
 	}
 	f.Route = decodeRoute(f.Context, f.Data)
 	return f, nil
 }
 
-func objectOrEmpty(raw json.RawMessage) (json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+func objectOrEmpty(raw []byte) (json.RawMessage, error) {
+	if len(raw) == 0 || raw[0] == 'n' {
 		return json.RawMessage(defaultEmptyObjectJSONText), nil
 	}
 	if raw[0] != '{' {
@@ -209,33 +264,45 @@ func objectOrEmpty(raw json.RawMessage) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// decodeRoute reads the routing facts of a valid context and data object.
 func decodeRoute(ctx, data json.RawMessage) Route {
 	var r Route
-	var c routeContext
-	if json.Unmarshal(ctx, &c) == nil {
-		r.Source, r.Destination = c.Source, c.Destination
-		r.UtteranceID = stringOrEmpty(c.UtteranceID)
-		var s routeSession
-		if len(c.Session) > 0 && c.Session[0] == '{' && json.Unmarshal(c.Session, &s) == nil {
-			r.SessionID = stringOrEmpty(s.SessionID)
+	var src, dst, sess, uid []byte
+	eachMember(ctx, func(m member) {
+		switch {
+		case m.keyIs("source"):
+			src = m.val
+		case m.keyIs("destination"):
+			dst = m.val
+		case m.keyIs("session"):
+			sess = m.val
+		case m.keyIs("utterance_id"):
+			uid = m.val
 		}
+	})
+	r.Source, r.Destination = decodeNames(src), decodeNames(dst)
+	r.UtteranceID, _ = jsonString(uid)
+	if len(sess) > 0 && sess[0] == '{' {
+		var id []byte
+		eachMember(sess, func(m member) {
+			if m.keyIs("session_id") {
+				id = m.val
+			}
+		})
+		r.SessionID, _ = jsonString(id)
 	}
-	var d routeData
-	if bytes.Contains(data, []byte(`"target"`)) && json.Unmarshal(data, &d) == nil {
-		r.Target = stringOrEmpty(d.Target)
+	// data can be large: it is searched only when it holds the key as
+	// written, then its members are matched as encoding/json would.
+	if bytes.Contains(data, []byte(`"target"`)) {
+		var t []byte
+		eachMember(data, func(m member) {
+			if m.keyIs("target") {
+				t = m.val
+			}
+		})
+		r.Target, _ = jsonString(t)
 	}
 	return r
-}
-
-func stringOrEmpty(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '"' {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
 }
 
 // GatewaySource is the context source (and reply destination) that names a

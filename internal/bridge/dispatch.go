@@ -164,23 +164,15 @@ func (b *Bridge) pendingFor(clientID string, r *api.Route) *Pending {
 	return nil
 }
 
-// speakData is the part of a speak's data the bridge reads; members of the
-// wrong JSON type are read as absent.
-type speakData struct {
-	Utterance      json.RawMessage `json:"utterance"`
-	ExpectResponse json.RawMessage `json:"expect_response"`
-	Lang           json.RawMessage `json:"lang"`
-}
-
 // speak turns a speak frame into clientID's speak event, and collects it for
 // its pending utterance. b.mu held.
 func (b *Bridge) speak(clientID string, f *api.Frame) {
-	var d speakData
-	_ = json.Unmarshal(f.Data, &d) // ParseFrame checked it is an object
+	// The members read, as decoding data into a struct would pick them;
+	// members of the wrong JSON type are read as absent.
 	ev := api.SpeakEvent{
-		Utterance:      jsonString(d.Utterance),
-		ExpectResponse: bytes.Equal(d.ExpectResponse, []byte("true")),
-		Lang:           jsonString(d.Lang),
+		Utterance:      jsonString(api.Member(f.Data, "utterance")),
+		ExpectResponse: bytes.Equal(api.Member(f.Data, "expect_response"), []byte("true")),
+		Lang:           jsonString(api.Member(f.Data, "lang")),
 	}
 	// The utterance it answers: the one its context names if it is this
 	// client's (pending or recently ended); a context naming none falls back
@@ -246,23 +238,15 @@ func jsonString(raw json.RawMessage) string {
 
 // contextLang is the context's lang (OVOS adds it to replies), or "".
 func contextLang(ctx json.RawMessage) string {
-	var c struct {
-		Lang json.RawMessage `json:"lang"`
-	}
-	if json.Unmarshal(ctx, &c) != nil {
-		return ""
-	}
-	return jsonString(c.Lang)
+	return jsonString(api.Member(ctx, "lang"))
 }
 
 // frameJSON is the frame as the bus carried it, compacted to one line (an
 // SSE data line); members the gateway does not know are kept.
 func frameJSON(f *api.Frame) []byte {
 	if len(f.Raw) > 0 {
-		var buf bytes.Buffer
-		buf.Grow(len(f.Raw))
-		if json.Compact(&buf, f.Raw) == nil {
-			return buf.Bytes()
+		if c := f.CompactRaw(); c != nil {
+			return c
 		}
 	}
 	data, err := json.Marshal(f.Message)

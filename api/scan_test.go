@@ -1,0 +1,341 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The reference: ParseFrame and Message.MarshalJSON as they were written with
+// encoding/json. The one-pass versions must decide exactly as they do.
+
+type refRouteContext struct {
+	Source      Names           `json:"source"`
+	Destination Names           `json:"destination"`
+	Session     json.RawMessage `json:"session"`
+	UtteranceID json.RawMessage `json:"utterance_id"`
+}
+
+type refRouteSession struct {
+	SessionID json.RawMessage `json:"session_id"`
+}
+
+type refRouteData struct {
+	Target json.RawMessage `json:"target"`
+}
+
+func refParseFrame(raw []byte) (*Frame, error) {
+	var env struct {
+		Type    *string         `json:"type"`
+		Data    json.RawMessage `json:"data"`
+		Context json.RawMessage `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	if env.Type == nil || *env.Type == "" {
+		return nil, errors.New("no type")
+	}
+	f := &Frame{Message: Message{Type: *env.Type}, Raw: raw}
+	var err error
+	if f.Data, err = refObjectOrEmpty(env.Data); err != nil {
+		return nil, err
+	}
+	if f.Context, err = refObjectOrEmpty(env.Context); err != nil {
+		return nil, err
+	}
+	var r Route
+	var c refRouteContext
+	if json.Unmarshal(f.Context, &c) == nil {
+		r.Source, r.Destination = c.Source, c.Destination
+		r.UtteranceID = refStringOrEmpty(c.UtteranceID)
+		var s refRouteSession
+		if len(c.Session) > 0 && c.Session[0] == '{' && json.Unmarshal(c.Session, &s) == nil {
+			r.SessionID = refStringOrEmpty(s.SessionID)
+		}
+	}
+	var d refRouteData
+	if bytes.Contains(f.Data, []byte(`"target"`)) && json.Unmarshal(f.Data, &d) == nil {
+		r.Target = refStringOrEmpty(d.Target)
+	}
+	f.Route = r
+	return f, nil
+}
+
+func refObjectOrEmpty(raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return json.RawMessage("{}"), nil
+	}
+	if raw[0] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	return raw, nil
+}
+
+func refStringOrEmpty(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '"' {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func refMarshal(m Message) ([]byte, error) {
+	if m.Type == "" {
+		return nil, errors.New("no type")
+	}
+	t, err := json.Marshal(m.Type)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"type":`)
+	b.Write(t)
+	b.WriteString(`,"data":`)
+	if err := refWriteObject(&b, m.Data); err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"context":`)
+	if err := refWriteObject(&b, m.Context); err != nil {
+		return nil, err
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func refWriteObject(b *bytes.Buffer, raw json.RawMessage) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		b.WriteString("{}")
+		return nil
+	}
+	if raw[0] != '{' || !json.Valid(raw) {
+		return errors.New("not a JSON object")
+	}
+	return json.Compact(b, raw)
+}
+
+func emptyNil(n Names) Names {
+	if len(n) == 0 {
+		return nil
+	}
+	return n
+}
+
+// compareParse fails when ParseFrame and the reference disagree on raw.
+func compareParse(t *testing.T, raw []byte) {
+	t.Helper()
+	got, gerr := ParseFrame(raw)
+	want, werr := refParseFrame(raw)
+	if (gerr == nil) != (werr == nil) {
+		t.Fatalf("%q: err %v, reference err %v", raw, gerr, werr)
+	}
+	if gerr != nil {
+		return
+	}
+	if got.Type != want.Type || !bytes.Equal(got.Data, want.Data) || !bytes.Equal(got.Context, want.Context) || !bytes.Equal(got.Raw, want.Raw) {
+		t.Fatalf("%q: message %+v, reference %+v", raw, got.Message, want.Message)
+	}
+	g, w := got.Route, want.Route
+	g.Source, g.Destination = emptyNil(g.Source), emptyNil(g.Destination)
+	w.Source, w.Destination = emptyNil(w.Source), emptyNil(w.Destination)
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("%q: route %+v, reference %+v", raw, g, w)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		t.Fatalf("%q parsed but does not compact: %v", raw, err)
+	}
+	if c := got.CompactRaw(); !bytes.Equal(c, buf.Bytes()) {
+		t.Fatalf("%q: CompactRaw %q, want %q", raw, c, buf.Bytes())
+	}
+}
+
+var parseCases = []string{
+	`{"type":"speak","data":{"utterance":"hi"},"context":{"source":["skills"],"destination":"gateway:kitchen","session":{"session_id":"s1"},"utterance_id":"u1"}}`,
+	` { "type" : "x" , "data" : { "target" : "a\"b" } , "context" : null } `,
+	`{"Type":"x","DATA":{"Target":"t","target":"u"},"Context":{"SOURCE":"a","source":["b",1,"c"],"Session":{"Session_ID":"s","session_id":"z"}}}`,
+	`{"type":"a","type":null}`,
+	`{"type":null,"type":"a"}`,
+	`{"type":5,"type":"a"}`,
+	`{"type":"a","type":5}`,
+	`{"type":"\u0074","data":{},"context":{"\u0073ource":"x","utterance_\u0069d":"\u00e9"}}`,
+	`{"typ\u0065":"x"}`,
+	`{"type":"x","context":{"ſource":"long s","destination":"K"}}`,
+	`{"type":"x","context":{"destination":[],"source":[1,{},[]]}}`,
+	`{"type":"\xff\xfe","context":{"utterance_id":"\xff"}}`,
+	`{"type":"x","data":"s"}`,
+	`{"type":"x","context":[]}`,
+	`{"type":"x","data":{"a":1e5,"b":-0.5E-3,"c":[true,false,null]}}`,
+	`{"type":"x","data":{"a":01}}`,
+	`{"type":"x","data":{"a":1.}}`,
+	`{"type":"x","data":{"a":-}}`,
+	`{"type":"x","data":{"a":"\q"}}`,
+	`{"type":"x","data":{"a":"\u12"}}`,
+	"{\"type\":\"x\",\"data\":{\"a\":\"\x01\"}}",
+	`{"type":"x"} {}`,
+	`{"type":"x",}`,
+	`{"type":"x"`,
+	`{"type":"x","context":{"session":"s","utterance_id":5}}`,
+	`[1,2]`, `"s"`, `null`, `5`, ``, `{`, `}`, `{"type":"}`, "\xff",
+	`{"type":"x","data":{"target":null}}`,
+	`{"type":"x","data":{"x":"\"target\""}}`,
+	"\t\n{\"type\":\"x\"}\r\n",
+}
+
+func TestParseFrameMatchesEncodingJSON(t *testing.T) {
+	for i, c := range parseCases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { compareParse(t, []byte(c)) })
+	}
+	deep := strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting)
+	compareParse(t, []byte(`{"type":"x","data":{"a":`+deep+`}}`))
+	deeper := strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1)
+	compareParse(t, []byte(`{"type":"x","data":{"a":`+deeper+`}}`))
+}
+
+func TestParseFrameMatchesOnFixtures(t *testing.T) {
+	files, err := filepath.Glob("../testdata/ovos-wire/*.jsonl")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no fixtures in testdata/ovos-wire")
+	}
+	n := 0
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				Frame json.RawMessage `json:"frame"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatal(err)
+			}
+			compareParse(t, line.Frame)
+			n++
+		}
+		f.Close()
+	}
+	if n == 0 {
+		t.Fatal("no frames compared")
+	}
+}
+
+func TestMember(t *testing.T) {
+	for _, c := range []struct{ obj, name, want string }{
+		{`{"a":1,"b":{"c":2},"a":[3]}`, "a", `[3]`},
+		{`{"A":1}`, "a", `1`},
+		{`{"a\u0062":"x"}`, "ab", `"x"`},
+		{`{"a":1}`, "b", ``},
+		{`{"a":`, "a", ``},
+		{`{"`, "a", ``},
+		{`[1]`, "a", ``},
+	} {
+		if got := string(Member(json.RawMessage(c.obj), c.name)); got != c.want {
+			t.Errorf("Member(%s, %s) = %s, want %s", c.obj, c.name, got, c.want)
+		}
+	}
+}
+
+func TestMarshalMatchesEncodingJSON(t *testing.T) {
+	for i, c := range []Message{
+		{Type: "x"},
+		{Type: "a<b>&\"\\\x01é\xff", Data: json.RawMessage(` {"a" : [1, 2]} `)},
+		{Type: "x", Data: json.RawMessage(`null`), Context: json.RawMessage(`{"b":"c d"}`)},
+		{Type: "x", Data: json.RawMessage(`[1]`)},
+		{Type: "x", Context: json.RawMessage(`{"a":`)},
+		{Type: "x", Context: json.RawMessage(`{"a":1}{}`)},
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) { compareMarshal(t, c) })
+	}
+}
+
+func compareMarshal(t *testing.T, m Message) {
+	t.Helper()
+	got, gerr := m.MarshalJSON()
+	want, werr := refMarshal(m)
+	if (gerr == nil) != (werr == nil) || !bytes.Equal(got, want) {
+		t.Fatalf("%+v: got %s (%v), reference %s (%v)", m, got, gerr, want, werr)
+	}
+}
+
+func FuzzParseFrameMatchesEncodingJSON(f *testing.F) {
+	for _, c := range parseCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		compareParse(t, raw)
+		s := scanner{b: raw}
+		if (s.document() == nil) != json.Valid(raw) {
+			t.Fatalf("%q: scanner and json.Valid disagree", raw)
+		}
+		// Member never panics, whatever it is given.
+		_ = Member(raw, "type")
+		eachElement(raw, func([]byte) {})
+		_ = decodeNames(raw)
+	})
+}
+
+func FuzzMarshalMatchesEncodingJSON(f *testing.F) {
+	f.Add("x", []byte(`{"a" : 1}`), []byte(`null`))
+	f.Add("a<b", []byte(` [1] `), []byte(`{"a":"\u00e9"}`))
+	f.Fuzz(func(t *testing.T, typ string, data, ctx []byte) {
+		compareMarshal(t, Message{Type: typ, Data: data, Context: ctx})
+	})
+}
+
+func BenchmarkParseFrame(b *testing.B) {
+	raw := []byte(`{"type":"speak","data":{"utterance":"Hello! How can I help you?","expect_response":false,"meta":{"dialog":"hello","data":{},"skill":"greeting.builtin"},"lang":"en-us"},"context":{"client_name":"kitchen","destination":"gateway:kitchen","lang":"en-us","session":{"lang":"en-us","session_id":"K93y0dhLSv0La-WTmFKMJA"},"skill_id":"greeting.builtin","source":["skills"],"utterance_id":"GsfsDK-UbMoHILTc36b6bg"}}`)
+	b.Run("onepass", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := ParseFrame(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := refParseFrame(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkMarshal(b *testing.B) {
+	m := Message{Type: "recognizer_loop:utterance", Data: json.RawMessage(`{"utterances":["hello"],"lang":"en-us"}`),
+		Context: json.RawMessage(`{"source":"gateway:kitchen","destination":["skills"],"client_name":"Kitchen","session":{"session_id":"K93y0dhLSv0La-WTmFKMJA","lang":"en-us"},"utterance_id":"GsfsDK-UbMoHILTc36b6bg"}`)}
+	b.Run("onepass", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.MarshalJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := refMarshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
