@@ -28,6 +28,11 @@ type link struct {
 	graceful bool
 	// pong carries the payload of a ping to the writer, which answers it.
 	pong chan string
+	// wmu makes writes one at a time (gorilla/websocket allows one writer):
+	// the writer goroutine's, and those Send makes itself when nothing is
+	// queued (see Client.sendRaw). wd is the write deadline, under wmu.
+	wmu sync.Mutex
+	wd  deadline
 
 	echoMu sync.Mutex
 	echo   *echoFilter
@@ -51,6 +56,7 @@ func (c *Client) serve(ctx context.Context, conn *websocket.Conn) error {
 		pong: make(chan string, 1),
 		echo: newEchoFilter(echoMaxEntries, echoTTL),
 	}
+	l.wd = deadline{set: conn.SetWriteDeadline, wait: writeWait}
 	c.linkUp(l)
 
 	readDone := make(chan error, 1)
@@ -132,7 +138,8 @@ func (c *Client) linkUp(l *link) {
 func (c *Client) readLoop(l *link) error {
 	conn := l.conn
 	conn.SetReadLimit(c.cfg.MaxMessageSize)
-	alive := func() error { return conn.SetReadDeadline(time.Now().Add(c.pongWait)) }
+	rd := deadline{set: conn.SetReadDeadline, wait: c.pongWait}
+	alive := rd.extend
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
@@ -191,8 +198,9 @@ func logHead(raw []byte) string {
 	return strings.ToValidUTF8(string(raw), "\uFFFD")
 }
 
-// writeLoop is the connection's only writer (gorilla/websocket allows one):
-// queued frames, pings, pongs, and the close frame.
+// writeLoop is the connection's writer (gorilla/websocket allows one at a
+// time; Send also writes itself when nothing is queued): queued frames,
+// pings, pongs, and the close frame.
 func (c *Client) writeLoop(l *link) {
 	defer close(l.done)
 	conn := l.conn
@@ -202,6 +210,12 @@ func (c *Client) writeLoop(l *link) {
 	}
 	ping := time.NewTicker(c.cfg.PingInterval)
 	defer ping.Stop()
+	control := func(typ int, data []byte) error {
+		l.wmu.Lock()
+		defer l.wmu.Unlock()
+		_ = l.wd.extend()
+		return conn.WriteMessage(typ, data)
+	}
 	for {
 		select {
 		case f := <-l.send:
@@ -209,38 +223,70 @@ func (c *Client) writeLoop(l *link) {
 				f.res <- err
 				continue
 			}
-			// Remember before writing: the echo may be read before
-			// WriteMessage returns.
-			l.echoMu.Lock()
-			l.echo.add(f.data, time.Now())
-			l.echoMu.Unlock()
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+			l.wmu.Lock()
+			err := c.writeFrame(l, f.data)
+			l.wmu.Unlock()
+			if err != nil {
 				f.res <- fmt.Errorf("%w: %w", ErrNotConnected, err)
 				fail(err)
 				return
 			}
-			c.framesOut.Add(1)
 			f.res <- nil
 		case <-ping.C:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+			if err := control(websocket.PingMessage, nil); err != nil {
 				fail(err)
 				return
 			}
 		case data := <-l.pong:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := conn.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
+			if err := control(websocket.PongMessage, []byte(data)); err != nil {
 				fail(err)
 				return
 			}
 		case <-l.stop:
 			if l.graceful {
+				l.wmu.Lock()
 				_ = conn.SetWriteDeadline(time.Now().Add(closeGrace))
 				_ = conn.WriteMessage(websocket.CloseMessage,
 					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				l.wmu.Unlock()
 			}
 			return
 		}
 	}
+}
+
+// writeFrame writes one data frame. l.wmu held.
+func (c *Client) writeFrame(l *link, data []byte) error {
+	// Remember before writing: the echo may be read before WriteMessage
+	// returns.
+	l.echoMu.Lock()
+	l.echo.add(data, time.Now())
+	l.echoMu.Unlock()
+	_ = l.wd.extend()
+	if err := l.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+		return err
+	}
+	c.framesOut.Add(1)
+	return nil
+}
+
+// deadline moves a connection deadline forward lazily. Every frame would
+// move it by a few microseconds, and each move costs a timer update (over
+// net.Pipe, a new timer), so it is moved only once the time it was last set
+// has aged by more than a sixteenth of the wait: it is then never more than
+// that fraction early. It belongs to one goroutine.
+type deadline struct {
+	set  func(time.Time) error
+	wait time.Duration
+	at   time.Time // when it was last set
+}
+
+// extend makes the deadline about wait from now.
+func (d *deadline) extend() error {
+	now := time.Now()
+	if !d.at.IsZero() && now.Sub(d.at) < d.wait/16 {
+		return nil
+	}
+	d.at = now
+	return d.set(now.Add(d.wait))
 }

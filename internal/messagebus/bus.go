@@ -26,8 +26,9 @@ const Route = "/core"
 
 // Defaults for Config fields left zero.
 const (
-	DefaultPeerQueue    = 1024
-	DefaultPingInterval = 30 * time.Second
+	DefaultPeerQueue      = 65536
+	DefaultPeerQueueBytes = 64 << 20
+	DefaultPingInterval   = 30 * time.Second
 )
 
 // Timing of a peer connection.
@@ -51,9 +52,14 @@ type Config struct {
 	// MaxMessageSize is the read limit per frame; a larger frame
 	// disconnects its sender (default api.DefaultMaxBusMessageSize).
 	MaxMessageSize int64
-	// PeerQueue is each peer's bounded send queue; a peer that lets it fill
-	// up is disconnected, so that one slow peer never stalls the relay.
-	PeerQueue int
+	// PeerQueue bounds each peer's send queue in frames, and PeerQueueBytes
+	// in bytes; a peer that lets it fill up is disconnected, so that one
+	// slow peer never stalls the relay. The queue takes memory only as it
+	// fills: the bounds are set for bursts (a thousand utterances at once
+	// are some seven thousand frames for the gateway's own link), not for
+	// peers that stopped reading.
+	PeerQueue      int
+	PeerQueueBytes int64
 	// PingInterval is how often each peer is pinged; a peer that sends
 	// nothing (not even a pong) for twice as long is disconnected.
 	PingInterval time.Duration
@@ -65,6 +71,7 @@ type Bus struct {
 	log      *slog.Logger
 	maxSize  int64
 	queue    int
+	qbytes   int64
 	ping     time.Duration
 	upgrader websocket.Upgrader
 
@@ -93,6 +100,12 @@ func New(cfg Config) (*Bus, error) {
 		cfg.PeerQueue = DefaultPeerQueue
 	}
 	switch {
+	case cfg.PeerQueueBytes < 0:
+		return nil, errors.New("messagebus: PeerQueueBytes is negative")
+	case cfg.PeerQueueBytes == 0:
+		cfg.PeerQueueBytes = DefaultPeerQueueBytes
+	}
+	switch {
 	case cfg.PingInterval < 0:
 		return nil, errors.New("messagebus: PingInterval is negative")
 	case cfg.PingInterval == 0:
@@ -106,6 +119,7 @@ func New(cfg Config) (*Bus, error) {
 		log:     log,
 		maxSize: cfg.MaxMessageSize,
 		queue:   cfg.PeerQueue,
+		qbytes:  cfg.PeerQueueBytes,
 		ping:    cfg.PingInterval,
 		upgrader: websocket.Upgrader{
 			// The real bus has no authentication and checks no Origin;
@@ -219,8 +233,8 @@ func (b *Bus) serve(w http.ResponseWriter, r *http.Request) {
 		b.log.Debug("messagebus upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	p := newPeer(conn, b.queue)
-	p.send <- outMsg{typ: websocket.TextMessage, data: []byte(ConnectedFrame)} // first, before any relay
+	p := newPeer(conn, b.queue, b.qbytes)
+	p.send.push(outMsg{typ: websocket.TextMessage, data: []byte(ConnectedFrame)}) // first, before any relay
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -251,9 +265,7 @@ func (b *Bus) relay(m outMsg) {
 	var slow []*peer
 	b.mu.Lock()
 	for p := range b.peers {
-		select {
-		case p.send <- m:
-		default:
+		if !p.send.push(m) {
 			delete(b.peers, p)
 			slow = append(slow, p)
 		}

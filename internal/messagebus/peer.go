@@ -12,7 +12,7 @@ import (
 // concurrency rule).
 type peer struct {
 	conn *websocket.Conn
-	send chan outMsg
+	send *sendQueue
 	// quit, closed once, tells the writer to send a close frame and stop.
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -31,10 +31,10 @@ type outMsg struct {
 	data []byte
 }
 
-func newPeer(conn *websocket.Conn, queue int) *peer {
+func newPeer(conn *websocket.Conn, queue int, qbytes int64) *peer {
 	return &peer{
 		conn:       conn,
-		send:       make(chan outMsg, queue),
+		send:       newSendQueue(queue, qbytes),
 		quit:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -50,7 +50,8 @@ func (b *Bus) readLoop(p *peer) error {
 	conn := p.conn
 	conn.SetReadLimit(b.maxSize)
 	pongWait := 2 * b.ping
-	alive := func() error { return conn.SetReadDeadline(time.Now().Add(pongWait)) }
+	rd := deadline{set: conn.SetReadDeadline, wait: pongWait}
+	alive := rd.extend
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
@@ -83,22 +84,32 @@ func (b *Bus) writeLoop(p *peer) {
 	conn := p.conn
 	ping := time.NewTicker(b.ping)
 	defer ping.Stop()
+	wd := deadline{set: conn.SetWriteDeadline, wait: writeWait}
+	var batch []outMsg
 	for {
 		select {
-		case m := <-p.send:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := conn.WriteMessage(m.typ, m.data); err != nil {
-				_ = conn.Close()
-				return
+		case <-p.send.ready:
+			batch = p.send.take(batch)
+			for i, m := range batch {
+				_ = wd.extend()
+				err := conn.WriteMessage(m.typ, m.data)
+				batch[i] = outMsg{} // the frames are shared: do not keep them
+				if err != nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			if cap(batch) > shrinkAbove {
+				batch = nil
 			}
 		case <-ping.C:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			_ = wd.extend()
 			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
 				_ = conn.Close()
 				return
 			}
 		case data := <-p.pong:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			_ = wd.extend()
 			if err := conn.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
 				_ = conn.Close()
 				return
@@ -117,4 +128,79 @@ func (b *Bus) writeLoop(p *peer) {
 			return
 		}
 	}
+}
+
+// deadline moves a connection deadline forward lazily. Every frame would
+// move it by a few microseconds, and each move costs a timer update (over
+// net.Pipe, a new timer), so it is moved only once the time it was last set
+// has aged by more than a sixteenth of the wait: it is then never more than
+// that fraction early. It belongs to one goroutine.
+type deadline struct {
+	set  func(time.Time) error
+	wait time.Duration
+	at   time.Time // when it was last set
+}
+
+// extend makes the deadline about wait from now.
+func (d *deadline) extend() error {
+	now := time.Now()
+	if !d.at.IsZero() && now.Sub(d.at) < d.wait/16 {
+		return nil
+	}
+	d.at = now
+	return d.set(now.Add(d.wait))
+}
+
+// sendQueue is a peer's queue of frames to write, bounded in frames and in
+// bytes. Unlike a buffered channel it takes memory only as it fills, so its
+// bounds can be set for bursts without reserving them for every peer; and
+// the writer takes all that is queued at once.
+type sendQueue struct {
+	mu       sync.Mutex
+	frames   []outMsg
+	bytes    int64
+	max      int
+	maxBytes int64
+	// ready holds a token while frames wait.
+	ready chan struct{}
+}
+
+// shrinkAbove is the capacity beyond which an emptied queue lets its
+// storage go, so that a burst does not pin memory for good.
+const shrinkAbove = 1024
+
+func newSendQueue(max int, maxBytes int64) *sendQueue {
+	return &sendQueue{max: max, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+}
+
+// push queues m, or reports false when that would pass a bound.
+func (q *sendQueue) push(m outMsg) bool {
+	q.mu.Lock()
+	if len(q.frames) >= q.max || q.bytes+int64(len(m.data)) > q.maxBytes {
+		q.mu.Unlock()
+		return false
+	}
+	q.frames = append(q.frames, m)
+	q.bytes += int64(len(m.data))
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take moves every queued frame into buf (reused) and returns it.
+func (q *sendQueue) take(buf []outMsg) []outMsg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	buf = append(buf[:0], q.frames...)
+	clear(q.frames)
+	if cap(q.frames) > shrinkAbove {
+		q.frames = nil
+	} else {
+		q.frames = q.frames[:0]
+	}
+	q.bytes = 0
+	return buf
 }
