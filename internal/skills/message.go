@@ -31,6 +31,11 @@ type message struct {
 	Type    string
 	Data    map[string]any
 	Context map[string]any
+	// ctxJSON is Context encoded, nil until needed. A handler sends several
+	// messages forwarded from one context; encoding it once saves most of
+	// the cost of each. Context must change only through withContext (or
+	// before ctxJSON is first set, as expandSession on a fresh reply).
+	ctxJSON json.RawMessage
 }
 
 // decodeMessage decodes an envelope's data and context. A missing or null
@@ -90,7 +95,16 @@ func (m *message) reply(typ string, data map[string]any) *message {
 // (copied here, since Go maps are shared by reference). A nil data is {},
 // as in Python.
 func (m *message) forward(typ string, data map[string]any) *message {
-	return &message{Type: typ, Data: deepCopyMap(data), Context: deepCopyMap(m.Context)}
+	return &message{Type: typ, Data: deepCopyMap(data), Context: deepCopyMap(m.Context), ctxJSON: m.contextJSON()}
+}
+
+// contextJSON returns the encoded context, encoding it once; nil when it
+// does not encode (encode then reports why).
+func (m *message) contextJSON() json.RawMessage {
+	if m.ctxJSON == nil {
+		m.ctxJSON, _ = marshalObject(m.Context)
+	}
+	return m.ctxJSON
 }
 
 // response is message.response(data): a reply of type "<type>.response".
@@ -103,6 +117,7 @@ func (m *message) response(data map[string]any) *message {
 // context.skill_id).
 func (m *message) withContext(key string, v any) *message {
 	m.Context[key] = v
+	m.ctxJSON = nil
 	return m
 }
 
@@ -113,9 +128,11 @@ func (m *message) encode() (api.Message, error) {
 	if err != nil {
 		return api.Message{}, fmt.Errorf("message %q data: %w", m.Type, err)
 	}
-	ctx, err := marshalObject(m.Context)
-	if err != nil {
-		return api.Message{}, fmt.Errorf("message %q context: %w", m.Type, err)
+	ctx := m.ctxJSON
+	if ctx == nil {
+		if ctx, err = marshalObject(m.Context); err != nil {
+			return api.Message{}, fmt.Errorf("message %q context: %w", m.Type, err)
+		}
 	}
 	return api.Message{Type: m.Type, Data: data, Context: ctx}, nil
 }
@@ -124,13 +141,11 @@ func marshalObject(obj map[string]any) (json.RawMessage, error) {
 	if obj == nil {
 		return json.RawMessage("{}"), nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
+	b, err := appendJSON(make([]byte, 0, 256), obj)
+	if err != nil {
 		return nil, err
 	}
-	return json.RawMessage(bytes.TrimRight(b.Bytes(), "\n")), nil
+	return json.RawMessage(b), nil
 }
 
 // deepCopyMap copies a decoded JSON object; nil becomes an empty object.

@@ -30,8 +30,11 @@ const (
 	maxConcurrent = 32
 	// queueSize bounds the frames received but not yet being handled; when it
 	// is full, frames are dropped (and logged) rather than blocking the bus
-	// reader.
-	queueSize = 256
+	// reader. It holds a burst of a few thousand utterances (a thousand
+	// devices speaking at once), which the handlers work off in a few
+	// hundred milliseconds: a frame dropped here is an utterance that ends
+	// only by its timeout.
+	queueSize = 4096
 	// defaultLang is the language when neither the data, the context nor the
 	// session names one.
 	defaultLang = "en-us"
