@@ -143,8 +143,8 @@ func (c *Client) readLoop(l *link) error {
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
-	// that writes can deadlock against a peer doing the same over an
-	// unbuffered transport such as the in-memory bus's net.Pipe, and a
+	// that writes can deadlock against a peer doing the same once the
+	// transport's buffers are full (at once over net.Pipe), and a
 	// reader must never wait on the socket's send side. One pending pong is
 	// enough; a peer only needs some answer.
 	conn.SetPingHandler(func(data string) error {
@@ -272,7 +272,7 @@ func (c *Client) writeFrame(l *link, data []byte) error {
 
 // deadline moves a connection deadline forward lazily. Every frame would
 // move it by a few microseconds, and each move costs a timer update (over
-// net.Pipe, a new timer), so it is moved only once the time it was last set
+// an in-memory pipe, a new timer), so it is moved only once the time it was last set
 // has aged by more than a sixteenth of the wait: it is then never more than
 // that fraction early. It belongs to one goroutine.
 type deadline struct {

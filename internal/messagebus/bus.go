@@ -151,7 +151,8 @@ func (b *Bus) Peers() int {
 
 // DialContext opens an in-memory connection to this bus, for
 // busclient.Config.NetDialContext (with URL "ws://embedded/core") or a
-// websocket.Dialer: the same Handler, served over net.Pipe, no socket.
+// websocket.Dialer: the same Handler, served over an in-memory pipe
+// (bufferedPipe), no socket.
 // network and addr are ignored.
 func (b *Bus) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	b.mu.Lock()

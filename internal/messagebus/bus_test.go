@@ -170,9 +170,11 @@ func TestRelaysToAllIncludingSender(t *testing.T) {
 }
 
 func TestSlowPeerIsDisconnectedWithoutStallingOthers(t *testing.T) {
-	// In memory, net.Pipe has no buffer: a peer that does not read blocks
-	// its writer at once, so its queue fills deterministically.
+	// In memory, a peer that does not read blocks its writer once the
+	// pipe's buffer is full (256 KiB), and then its queue fills: 100 frames
+	// of 8 KiB are more than both.
 	b := newBus(t, messagebus.Config{PeerQueue: 4})
+	pad := strings.Repeat("x", 8<<10)
 	d := &websocket.Dialer{NetDialContext: b.DialContext}
 	fast := dialRaw(t, d, "ws://embedded/core")
 	slow := dialRaw(t, d, "ws://embedded/core")
@@ -181,8 +183,8 @@ func TestSlowPeerIsDisconnectedWithoutStallingOthers(t *testing.T) {
 
 	// The fast peer sends in lockstep (one frame, then its echo), so its own
 	// queue never holds more than one; the slow one never reads.
-	for i := range 50 {
-		want := fmt.Sprintf(`{"type":"n%d"}`, i)
+	for i := range 100 {
+		want := fmt.Sprintf(`{"type":"n%d","data":{"pad":%q}}`, i, pad)
 		write(t, fast, want)
 		if got := read(t, fast); got != want {
 			t.Fatalf("fast peer got %s, want %s", got, want)

@@ -6,8 +6,8 @@ import (
 	"sync"
 )
 
-// memListener is a net.Listener whose connections are net.Pipe pairs made by
-// dial: the embedded bus without a socket.
+// memListener is a net.Listener whose connections are in-memory pipes made
+// by dial (bufferedPipe): the embedded bus without a socket.
 type memListener struct {
 	conns chan net.Conn
 	done  chan struct{}
@@ -40,7 +40,7 @@ func (l *memListener) Addr() net.Addr { return memAddr{} }
 // dial hands the server end of a new pipe to Accept and returns the client
 // end.
 func (l *memListener) dial(ctx context.Context) (net.Conn, error) {
-	server, client := net.Pipe()
+	server, client := bufferedPipe()
 	select {
 	case l.conns <- server:
 		return client, nil

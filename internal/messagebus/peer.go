@@ -55,9 +55,9 @@ func (b *Bus) readLoop(p *peer) error {
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
-	// that writes can deadlock against a peer doing the same over the
-	// unbuffered net.Pipe of DialContext, and must never wait on a slow
-	// peer's socket. One pending pong is enough.
+	// that writes can deadlock against a peer doing the same once both
+	// directions' buffers are full, and must never wait on a slow peer's
+	// socket. One pending pong is enough.
 	conn.SetPingHandler(func(data string) error {
 		select {
 		case p.pong <- data:
@@ -132,7 +132,7 @@ func (b *Bus) writeLoop(p *peer) {
 
 // deadline moves a connection deadline forward lazily. Every frame would
 // move it by a few microseconds, and each move costs a timer update (over
-// net.Pipe, a new timer), so it is moved only once the time it was last set
+// an in-memory pipe, a new timer), so it is moved only once the time it was last set
 // has aged by more than a sixteenth of the wait: it is then never more than
 // that fraction early. It belongs to one goroutine.
 type deadline struct {
