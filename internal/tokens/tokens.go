@@ -93,10 +93,11 @@ type jwtClaims struct {
 // Tokens issues and verifies session tokens and stream tickets. It is safe
 // for concurrent use.
 type Tokens struct {
-	cfg     Config
-	rev     Revocations
-	parser  *jwt.Parser
-	tickets tickets
+	cfg      Config
+	rev      Revocations
+	parser   *jwt.Parser
+	tickets  tickets
+	verified verifiedCache
 }
 
 // New checks cfg, fills its defaults and returns Tokens that record logouts
@@ -204,10 +205,22 @@ func (t *Tokens) sign(c Claims) (string, error) {
 // *api.Error EUNAUTHORIZED whose detail is safe to show ("token expired",
 // "token revoked", "invalid token", "malformed token"); Reason names it for
 // metrics. Whether the client still exists with this key version is the
-// caller's check.
+// caller's check. A token that verified once is remembered (verified.go):
+// its next checks are only expiry and revocation.
 func (t *Tokens) Verify(token string) (Claims, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return Claims{}, unauthorized(detailMalformed)
+	}
+	key := tokenKey(token)
+	if c, ok := t.verified.get(key); ok {
+		// As the parser decides exp: valid while now < exp + leeway.
+		if !t.cfg.Now().Before(c.ExpiresAt.Add(t.cfg.Leeway)) {
+			return Claims{}, unauthorized(detailExpired)
+		}
+		if t.rev.Revoked(c.ID) {
+			return Claims{}, unauthorized(detailRevoked)
+		}
+		return c, nil
 	}
 	var jc jwtClaims
 	_, err := t.parser.ParseWithClaims(token, &jc, t.key)
@@ -230,14 +243,16 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if t.rev.Revoked(jc.ID) {
 		return Claims{}, unauthorized(detailRevoked)
 	}
-	return Claims{
+	c := Claims{
 		ClientID:   jc.Subject,
 		SessionID:  jc.SessionID,
 		ID:         jc.ID,
 		KeyVersion: *jc.KeyVersion,
 		IssuedAt:   jc.IssuedAt.UTC(),
 		ExpiresAt:  jc.ExpiresAt.UTC(),
-	}, nil
+	}
+	t.verified.put(key, c, t.cfg.Now())
+	return c, nil
 }
 
 // key returns the HS256 secret, and refuses any other algorithm even if the

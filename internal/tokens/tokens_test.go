@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -371,5 +372,66 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := tk.Verify(tok.Reveal()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestVerifiedCache: a token verified once is remembered, and what can
+// change with time is still checked on every use: a logout and the expiry
+// refuse a remembered token; other bytes are verified, not looked up.
+func TestVerifiedCache(t *testing.T) {
+	tk, clk := newTokens(t)
+	tok, _, err := tk.Issue("kitchen", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := tk.Verify(tok.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.verified.len() != 1 {
+		t.Fatalf("cache holds %d tokens after one verification", tk.verified.len())
+	}
+	again, err := tk.Verify(tok.Reveal())
+	if err != nil || again != first {
+		t.Fatalf("second verification: %+v, %v; want %+v", again, err, first)
+	}
+	// A forged signature on the remembered claims is not found by them.
+	parts := strings.Split(tok.Reveal(), ".")
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	_, err = tk.Verify(forged)
+	wantUnauthorized(t, err, ReasonInvalid)
+
+	clk.Add(DefaultTTL + DefaultLeeway)
+	_, err = tk.Verify(tok.Reveal())
+	wantUnauthorized(t, err, ReasonExpired)
+
+	tok2, c2, err := tk.Issue("kitchen", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.Verify(tok2.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Revoke(context.Background(), c2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tk.Verify(tok2.Reveal())
+	wantUnauthorized(t, err, ReasonRevoked)
+
+}
+
+// TestVerifiedCacheBounded: however many tokens verify, the cache stays
+// under its bound.
+func TestVerifiedCacheBounded(t *testing.T) {
+	var v verifiedCache
+	now := time.Now()
+	for i := range maxVerified * 2 {
+		v.put(tokenKey(strconv.Itoa(i)), Claims{ExpiresAt: now.Add(time.Hour)}, now)
+		if v.len() > maxVerified {
+			t.Fatalf("%d entries after %d puts", v.len(), i+1)
+		}
+	}
+	if _, ok := v.get(tokenKey(strconv.Itoa(maxVerified*2 - 1))); !ok {
+		t.Fatal("the newest entry was dropped")
 	}
 }
