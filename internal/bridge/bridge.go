@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +116,9 @@ type Bridge struct {
 	pub Publisher
 	log *slog.Logger
 
+	// senders admits a few Send calls at a time (see Send).
+	senders chan struct{}
+
 	mu         sync.Mutex
 	closed     bool
 	clients    map[string]*client  // known clients by id
@@ -166,6 +170,10 @@ type Stats struct {
 	Pending        int64  // utterances and dry runs in flight now
 }
 
+// maxSenders is how many Send calls may work at once: enough to keep every
+// core busy while one waits on the bus write.
+func maxSenders() int { return 2 * runtime.GOMAXPROCS(0) }
+
 // New returns a Bridge over bus publishing to pub, with cfg's defaults filled.
 func New(cfg Config, bus Bus, pub Publisher) (*Bridge, error) {
 	if bus == nil {
@@ -208,6 +216,7 @@ func New(cfg Config, bus Bus, pub Publisher) (*Bridge, error) {
 		bus:      bus,
 		pub:      pub,
 		log:      log,
+		senders:  make(chan struct{}, maxSenders()),
 		clients:  make(map[string]*client),
 		sessions: make(map[string]*session),
 		utts:     make(map[string]*Pending),
@@ -370,6 +379,18 @@ func newID() string {
 func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending, error) {
 	if err := b.check(u); err != nil {
 		return nil, err
+	}
+	// Admission: the single bus reader (Dispatch) takes b.mu for every
+	// frame, and Go's mutex, once starved, serves its waiters in order: with
+	// a thousand requests queued on it the reader waited behind all of them
+	// for each frame, and the whole gateway went at the pace of that queue
+	// (docs/PERFORMANCE.md). The requests wait here instead, where the
+	// reader does not.
+	select {
+	case b.senders <- struct{}{}:
+		defer func() { <-b.senders }()
+	case <-ctx.Done():
+		return nil, unavailable("the request ended before the utterance was sent")
 	}
 	if !b.bus.Connected() {
 		b.st.refused.Add(1)
