@@ -41,10 +41,11 @@ var (
 
 // Defaults and bounds of Config.
 const (
-	DefaultWindow = 256
-	DefaultBuffer = 64
-	MaxWindow     = 1 << 16
-	MaxBuffer     = 1 << 16
+	DefaultWindow      = 256
+	DefaultWindowBytes = 32 << 10
+	DefaultBuffer      = 64
+	MaxWindow          = 1 << 16
+	MaxBuffer          = 1 << 16
 )
 
 // shardCount splits the topic map so that publishers and subscribers of
@@ -57,8 +58,13 @@ const maxEchoedID = 32
 
 // Config configures a Hub. Zero values mean the defaults.
 type Config struct {
-	// Window is how many events each client keeps for replay (DefaultWindow).
-	Window int
+	// Window is how many events each client keeps for replay (DefaultWindow),
+	// and WindowBytes how many bytes they may take (DefaultWindowBytes; the
+	// newest event is kept whatever its size). The byte bound is what keeps
+	// a fleet cheap: a thousand busy clients kept about 100 MiB of frames
+	// with the count alone, and the collector's work grew with it.
+	Window      int
+	WindowBytes int
 	// Buffer is each subscription's channel capacity (DefaultBuffer): how far
 	// a stream may fall behind before it is ended with ErrSlow.
 	Buffer int
@@ -79,8 +85,9 @@ type Stats struct {
 
 // Hub holds every client's topic. Its methods are safe for concurrent use.
 type Hub struct {
-	window int
-	buffer int
+	window      int
+	windowBytes int
+	buffer      int
 	// base is where every topic's event id counter starts: the Unix time in
 	// microseconds at New. A client's event ids are then base+1, base+2, ...,
 	// so after a restart the new ids are greater than those the old process
@@ -113,11 +120,13 @@ type shard struct {
 type topic struct {
 	mu   sync.Mutex
 	last uint64 // newest id given; the window holds ids last-len(ring)+1 .. last
-	// ring holds the newest frames; it grows up to Window, then wraps with
-	// start the index of the oldest frame. It grows lazily so that clients
+	// ring holds the newest frames: n of them from index start on, wrapping,
+	// size bytes in all. It grows lazily up to Window slots, so that clients
 	// with few events cost little.
 	ring  [][]byte
 	start int
+	n     int
+	size  int
 	subs  []*Subscription
 	dead  bool // dropped by Forget or Close: look the topic up again
 }
@@ -127,11 +136,16 @@ func New(cfg Config) (*Hub, error) {
 	switch {
 	case cfg.Window < 0 || cfg.Window > MaxWindow:
 		return nil, fmt.Errorf("hub: window %d out of range 1..%d", cfg.Window, MaxWindow)
+	case cfg.WindowBytes < 0:
+		return nil, fmt.Errorf("hub: negative window bytes %d", cfg.WindowBytes)
 	case cfg.Buffer < 0 || cfg.Buffer > MaxBuffer:
 		return nil, fmt.Errorf("hub: buffer %d out of range 1..%d", cfg.Buffer, MaxBuffer)
 	}
 	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow
+	}
+	if cfg.WindowBytes == 0 {
+		cfg.WindowBytes = DefaultWindowBytes
 	}
 	if cfg.Buffer == 0 {
 		cfg.Buffer = DefaultBuffer
@@ -143,11 +157,12 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
-		window: cfg.Window,
-		buffer: cfg.Buffer,
-		base:   uint64(max(cfg.Now().UnixMicro(), 0)),
-		log:    cfg.Logger,
-		seed:   maphash.MakeSeed(),
+		window:      cfg.Window,
+		windowBytes: cfg.WindowBytes,
+		buffer:      cfg.Buffer,
+		base:        uint64(max(cfg.Now().UnixMicro(), 0)),
+		log:         cfg.Logger,
+		seed:        maphash.MakeSeed(),
 	}
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*topic)
@@ -186,7 +201,7 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 		t.last++
 		id = t.last
 		frame := stampID(body, id)
-		t.push(frame, h.window)
+		t.push(frame, h.window, h.windowBytes)
 		for i := 0; i < len(t.subs); {
 			s := t.subs[i]
 			select {
@@ -306,7 +321,7 @@ func (h *Hub) Forget(clientID string) {
 	t.mu.Lock()
 	t.dead = true
 	n := t.kick("", ErrClientDeleted)
-	t.ring = nil
+	t.dropWindow()
 	t.mu.Unlock()
 	h.subscribers.Add(-int64(n))
 }
@@ -328,7 +343,7 @@ func (h *Hub) Close() {
 			t.mu.Lock()
 			t.dead = true
 			n := t.kick("", ErrShutdown)
-			t.ring = nil
+			t.dropWindow()
 			t.mu.Unlock()
 			h.subscribers.Add(-int64(n))
 		}
@@ -377,20 +392,36 @@ func (h *Hub) topic(clientID string) *topic {
 	return t
 }
 
-// push keeps frame as the newest of the window.
-func (t *topic) push(frame []byte, window int) {
-	if len(t.ring) < window {
-		t.ring = append(t.ring, frame)
-		return
+// push keeps frame as the newest of the window, first letting go of the
+// oldest frames while the window holds window frames or frame would take it
+// over maxBytes.
+func (t *topic) push(frame []byte, window, maxBytes int) {
+	for t.n > 0 && (t.n >= window || t.size+len(frame) > maxBytes) {
+		t.size -= len(t.ring[t.start])
+		t.ring[t.start] = nil
+		t.start = (t.start + 1) % len(t.ring)
+		t.n--
 	}
-	t.ring[t.start] = frame
-	t.start = (t.start + 1) % window
+	if t.n == len(t.ring) {
+		// Full: grow (at most to window), oldest first again.
+		ring := make([][]byte, t.n, min(max(2*t.n, 4), window))
+		for i := range ring {
+			ring[i] = t.ring[(t.start+i)%len(t.ring)]
+		}
+		t.ring, t.start = ring[:cap(ring)], 0
+	}
+	t.ring[(t.start+t.n)%len(t.ring)] = frame
+	t.n++
+	t.size += len(frame)
 }
+
+// dropWindow lets the window go.
+func (t *topic) dropWindow() { t.ring, t.start, t.n, t.size = nil, 0, 0, 0 }
 
 // oldest is the id of the window's oldest frame, last+1 when it is empty.
 // The window never holds more frames than ids were given since base, so
 // oldest-1 never wraps below 0.
-func (t *topic) oldest() uint64 { return t.last - uint64(len(t.ring)) + 1 }
+func (t *topic) oldest() uint64 { return t.last - uint64(t.n) + 1 }
 
 // resume works out what a subscription resuming after lastEventID gets: the
 // frames to replay, the id of the first frame it will receive (replayed or
@@ -411,7 +442,7 @@ func (t *topic) resume(lastEventID string) (replay [][]byte, first uint64, gap b
 // must be at least oldest()-1.
 func (t *topic) since(after uint64) [][]byte {
 	skip := int(after - (t.oldest() - 1))
-	n := len(t.ring) - skip
+	n := t.n - skip
 	if n <= 0 {
 		return nil
 	}

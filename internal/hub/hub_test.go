@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -332,6 +333,40 @@ func TestWindowWrapsInOrder(t *testing.T) {
 		from := max(last-2, testBase+1)
 		if got := frameIDs(t, s.Replay()); !equalIDs(got, span(from, last)) {
 			t.Fatalf("after %d events replay %v, want %v", n, got, span(from, last))
+		}
+		s.Close()
+	}
+}
+
+// TestWindowBoundedInBytes: the window lets its oldest frames go to stay
+// within WindowBytes, keeps the newest however large, and a resume from a
+// frame it let go is a gap replaying what is left, in order.
+func TestWindowBoundedInBytes(t *testing.T) {
+	const limit = 1000
+	h := newTestHub(t, Config{Window: 100, WindowBytes: limit})
+	sizes := []int{100, 300, 50, 400, 200, 900, 10, 2000, 30, 30}
+	var ids []uint64
+	for i, n := range sizes {
+		ids = append(ids, h.Publish("kitchen", api.Event{Name: api.EventMessage, Data: fmt.Appendf(nil, `{"pad":"%s"}`, strings.Repeat("x", n))}))
+		s := h.Subscribe("kitchen", "s1", strconv.FormatUint(testBase, 10))
+		replay := s.Replay()
+		total := 0
+		for _, f := range replay {
+			total += len(f)
+		}
+		got := frameIDs(t, replay)
+		if len(got) == 0 || got[len(got)-1] != ids[i] {
+			t.Fatalf("after %d events the newest is not kept: %v", i+1, got)
+		}
+		if len(got) > 1 && total > limit {
+			t.Fatalf("after %d events the window holds %d bytes in %d frames, limit %d", i+1, total, len(got), limit)
+		}
+		if !equalIDs(got, span(got[0], ids[i])) {
+			t.Fatalf("after %d events replay %v is not the newest in order", i+1, got)
+		}
+		gap, _ := s.Gap()
+		if want := got[0] > ids[0]; gap != want {
+			t.Fatalf("after %d events gap %v, want %v (oldest kept %d)", i+1, gap, want, got[0])
 		}
 		s.Close()
 	}
