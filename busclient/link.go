@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/wsconn"
 )
 
 // link is one websocket connection to the bus, with its writer queue and echo
@@ -32,7 +33,7 @@ type link struct {
 	// the writer goroutine's, and those Send makes itself when nothing is
 	// queued (see Client.sendRaw). wd is the write deadline, under wmu.
 	wmu sync.Mutex
-	wd  deadline
+	wd  wsconn.Deadline
 
 	echoMu sync.Mutex
 	echo   *echoFilter
@@ -56,7 +57,7 @@ func (c *Client) serve(ctx context.Context, conn *websocket.Conn) error {
 		pong: make(chan string, 1),
 		echo: newEchoFilter(echoMaxEntries, echoTTL),
 	}
-	l.wd = deadline{set: conn.SetWriteDeadline, wait: writeWait}
+	l.wd = wsconn.Deadline{Set: conn.SetWriteDeadline, Wait: writeWait}
 	c.linkUp(l)
 
 	readDone := make(chan error, 1)
@@ -138,8 +139,8 @@ func (c *Client) linkUp(l *link) {
 func (c *Client) readLoop(l *link) error {
 	conn := l.conn
 	conn.SetReadLimit(c.cfg.MaxMessageSize)
-	rd := deadline{set: conn.SetReadDeadline, wait: c.pongWait}
-	alive := rd.extend
+	rd := wsconn.Deadline{Set: conn.SetReadDeadline, Wait: c.pongWait}
+	alive := rd.Extend
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
@@ -154,8 +155,9 @@ func (c *Client) readLoop(l *link) error {
 		}
 		return alive()
 	})
+	var msgs wsconn.Reader
 	for {
-		_, raw, err := conn.ReadMessage()
+		_, raw, err := msgs.Read(conn)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
@@ -213,7 +215,7 @@ func (c *Client) writeLoop(l *link) {
 	control := func(typ int, data []byte) error {
 		l.wmu.Lock()
 		defer l.wmu.Unlock()
-		_ = l.wd.extend()
+		_ = l.wd.Extend()
 		return conn.WriteMessage(typ, data)
 	}
 	for {
@@ -262,31 +264,10 @@ func (c *Client) writeFrame(l *link, data []byte) error {
 	l.echoMu.Lock()
 	l.echo.add(data, time.Now())
 	l.echoMu.Unlock()
-	_ = l.wd.extend()
+	_ = l.wd.Extend()
 	if err := l.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return err
 	}
 	c.framesOut.Add(1)
 	return nil
-}
-
-// deadline moves a connection deadline forward lazily. Every frame would
-// move it by a few microseconds, and each move costs a timer update (over
-// an in-memory pipe, a new timer), so it is moved only once the time it was last set
-// has aged by more than a sixteenth of the wait: it is then never more than
-// that fraction early. It belongs to one goroutine.
-type deadline struct {
-	set  func(time.Time) error
-	wait time.Duration
-	at   time.Time // when it was last set
-}
-
-// extend makes the deadline about wait from now.
-func (d *deadline) extend() error {
-	now := time.Now()
-	if !d.at.IsZero() && now.Sub(d.at) < d.wait/16 {
-		return nil
-	}
-	d.at = now
-	return d.set(now.Add(d.wait))
 }

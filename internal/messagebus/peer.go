@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/ovosgw/gateway/internal/wsconn"
 )
 
 // peer is one websocket connected to the bus: its reader is the HTTP
@@ -50,8 +52,8 @@ func (b *Bus) readLoop(p *peer) error {
 	conn := p.conn
 	conn.SetReadLimit(b.maxSize)
 	pongWait := 2 * b.ping
-	rd := deadline{set: conn.SetReadDeadline, wait: pongWait}
-	alive := rd.extend
+	rd := wsconn.Deadline{Set: conn.SetReadDeadline, Wait: pongWait}
+	alive := rd.Extend
 	_ = alive()
 	conn.SetPongHandler(func(string) error { return alive() })
 	// The writer answers pings, not the reader (gorilla's default): a reader
@@ -65,8 +67,9 @@ func (b *Bus) readLoop(p *peer) error {
 		}
 		return alive()
 	})
+	var r wsconn.Reader
 	for {
-		typ, data, err := conn.ReadMessage()
+		typ, data, err := r.Read(conn)
 		if err != nil {
 			return err
 		}
@@ -84,14 +87,14 @@ func (b *Bus) writeLoop(p *peer) {
 	conn := p.conn
 	ping := time.NewTicker(b.ping)
 	defer ping.Stop()
-	wd := deadline{set: conn.SetWriteDeadline, wait: writeWait}
+	wd := wsconn.Deadline{Set: conn.SetWriteDeadline, Wait: writeWait}
 	var batch []outMsg
 	for {
 		select {
 		case <-p.send.ready:
 			batch = p.send.take(batch)
 			for i, m := range batch {
-				_ = wd.extend()
+				_ = wd.Extend()
 				err := conn.WriteMessage(m.typ, m.data)
 				batch[i] = outMsg{} // the frames are shared: do not keep them
 				if err != nil {
@@ -103,13 +106,13 @@ func (b *Bus) writeLoop(p *peer) {
 				batch = nil
 			}
 		case <-ping.C:
-			_ = wd.extend()
+			_ = wd.Extend()
 			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
 				_ = conn.Close()
 				return
 			}
 		case data := <-p.pong:
-			_ = wd.extend()
+			_ = wd.Extend()
 			if err := conn.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
 				_ = conn.Close()
 				return
@@ -128,27 +131,6 @@ func (b *Bus) writeLoop(p *peer) {
 			return
 		}
 	}
-}
-
-// deadline moves a connection deadline forward lazily. Every frame would
-// move it by a few microseconds, and each move costs a timer update (over
-// an in-memory pipe, a new timer), so it is moved only once the time it was last set
-// has aged by more than a sixteenth of the wait: it is then never more than
-// that fraction early. It belongs to one goroutine.
-type deadline struct {
-	set  func(time.Time) error
-	wait time.Duration
-	at   time.Time // when it was last set
-}
-
-// extend makes the deadline about wait from now.
-func (d *deadline) extend() error {
-	now := time.Now()
-	if !d.at.IsZero() && now.Sub(d.at) < d.wait/16 {
-		return nil
-	}
-	d.at = now
-	return d.set(now.Add(d.wait))
 }
 
 // sendQueue is a peer's queue of frames to write, bounded in frames and in

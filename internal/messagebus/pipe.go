@@ -181,6 +181,7 @@ func (c *pipeConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil
 // (its recipe: a timer that closes cancel, replaced on every set).
 type pipeDeadline struct {
 	mu     sync.Mutex
+	at     time.Time // the deadline set last
 	timer  *time.Timer
 	cancel chan struct{} // closed when the deadline passes
 }
@@ -191,6 +192,12 @@ func newPipeDeadline() *pipeDeadline { return &pipeDeadline{cancel: make(chan st
 func (d *pipeDeadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if t.Equal(d.at) && (t.IsZero() || d.timer != nil || isClosed(d.cancel)) {
+		// gorilla/websocket sets the deadline it keeps before every
+		// frame: the same one again changes nothing.
+		return
+	}
+	d.at = t
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel // the timer fired and is closing cancel: wait for it
 	}
