@@ -36,6 +36,9 @@ type message struct {
 	// the cost of each. Context must change only through withContext (or
 	// before ctxJSON is first set, as expandSession on a fresh reply).
 	ctxJSON json.RawMessage
+	// sharedCtx: Context is shared with a message forwarded from or to this
+	// one, and withContext must copy it before changing it.
+	sharedCtx bool
 }
 
 // decodeMessage decodes an envelope's data and context. A missing or null
@@ -91,11 +94,14 @@ func (m *message) reply(typ string, data map[string]any) *message {
 	return &message{Type: typ, Data: deepCopyMap(data), Context: ctx}
 }
 
-// forward is message.forward(type, data): the context is kept as it is
-// (copied here, since Go maps are shared by reference). A nil data is {},
-// as in Python.
+// forward is message.forward(type, data): the context is kept as it is. Go
+// maps are shared by reference, so the two messages share it until either
+// changes it (withContext copies it first): a handler forwards one context
+// half a dozen times, and copying it each time was the larger part of the
+// embedded assistant's garbage. A nil data is {}, as in Python.
 func (m *message) forward(typ string, data map[string]any) *message {
-	return &message{Type: typ, Data: deepCopyMap(data), Context: deepCopyMap(m.Context), ctxJSON: m.contextJSON()}
+	m.sharedCtx = true
+	return &message{Type: typ, Data: deepCopyMap(data), Context: m.Context, ctxJSON: m.contextJSON(), sharedCtx: true}
 }
 
 // contextJSON returns the encoded context, encoding it once; nil when it
@@ -116,6 +122,9 @@ func (m *message) response(data map[string]any) *message {
 // reply or forward (ovos-core adds context.lang, skills add
 // context.skill_id).
 func (m *message) withContext(key string, v any) *message {
+	if m.sharedCtx {
+		m.Context, m.sharedCtx = deepCopyMap(m.Context), false
+	}
 	m.Context[key] = v
 	m.ctxJSON = nil
 	return m

@@ -258,7 +258,24 @@ func TestReplyAndForwardDeepCopy(t *testing.T) {
 	m := mustMessage(t, []byte(`{"type":"t","data":{"list":[1,{"a":"b"}]},"context":{"source":"gw","destination":["skills"],"session":{"session_id":"s","blacklisted_intents":["x:Y"]}}}`))
 	before := mustJSON(t, m.Context)
 	beforeData := mustJSON(t, m.Data)
-	for _, r := range []*message{m.reply("r", m.Data), m.forward("f", m.Data), m.response(m.Data)} {
+	// A forwarded message shares its context until withContext copies it
+	// (message.forward): only its data is a deep copy of its own.
+	f := m.forward("f", m.Data)
+	f.Data["list"].([]any)[1].(map[string]any)["a"] = "changed"
+	f.withContext(ctxLang, "xx")
+	f.withContext(ctxSkillID, "yy")
+	if got := mustJSON(t, m.Context); got != before {
+		t.Errorf("original context changed by withContext on a forward: %s, was %s", got, before)
+	}
+	if _, ok := f.Context[ctxLang]; !ok {
+		t.Error("withContext on a forward lost its first member")
+	}
+	m.withContext(ctxLang, "zz")
+	if f.Context[ctxLang] != "xx" {
+		t.Errorf("the forward's context changed with the original's: lang %v", f.Context[ctxLang])
+	}
+	m = mustMessage(t, []byte(`{"type":"t","data":{"list":[1,{"a":"b"}]},"context":{"source":"gw","destination":["skills"],"session":{"session_id":"s","blacklisted_intents":["x:Y"]}}}`))
+	for _, r := range []*message{m.reply("r", m.Data), m.response(m.Data)} {
 		r.session()["session_id"] = "changed"
 		r.session()["blacklisted_intents"].([]any)[0] = "changed"
 		for _, k := range []string{ctxSource, ctxDestination} {
