@@ -111,6 +111,16 @@ func (s *scanner) literal(lit string) error {
 	return nil
 }
 
+// ValidNumber reports whether s is exactly one JSON number (RFC 8259), as
+// encoding/json's json.Number accepts it.
+func ValidNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	sc := scanner{b: []byte(s)}
+	return sc.number() == nil && sc.i == len(s)
+}
+
 func (s *scanner) number() error {
 	b, i := s.b, s.i
 	if b[i] == '-' {

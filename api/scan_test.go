@@ -339,3 +339,19 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 }
+
+// TestValidNumber holds ValidNumber to encoding/json's own judgement of a
+// number literal.
+func TestValidNumber(t *testing.T) {
+	for _, s := range []string{"", "0", "-0", "01", "1.", ".5", "1.5", "-1.5e10", "1E+2", "1e", "1e-", "--1", "1 ", " 1", "NaN", "1x", "12345678901234567890123", "-"} {
+		var v any
+		ref := json.Unmarshal([]byte(s), &v) == nil
+		if _, isNum := v.(float64); ref && !isNum {
+			ref = false
+		}
+		ref = ref && strings.TrimSpace(s) == s
+		if got := ValidNumber(s); got != ref {
+			t.Errorf("ValidNumber(%q) = %v, encoding/json says %v", s, got, ref)
+		}
+	}
+}
