@@ -157,7 +157,7 @@ func (c *Client) readLoop(l *link) error {
 	})
 	var msgs wsconn.Reader
 	for {
-		_, raw, err := msgs.Read(conn)
+		_, raw, err := msgs.Next(conn) // a view: receive keeps a copy
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
@@ -169,16 +169,22 @@ func (c *Client) readLoop(l *link) error {
 }
 
 // receive handles one frame read from the bus: drop our own echo, parse,
-// deliver. It never panics on any input; bad frames are counted and dropped.
-func (c *Client) receive(l *link, raw []byte) {
+// deliver. view is only valid during the call. It never panics on any input;
+// bad frames are counted and dropped.
+func (c *Client) receive(l *link, view []byte) {
 	c.framesIn.Add(1)
 	l.echoMu.Lock()
-	echo := l.echo.consume(raw, time.Now())
+	echo := l.echo.consume(view, time.Now())
 	l.echoMu.Unlock()
 	if echo {
+		// Half of what a peer reads is its own frames coming back: they are
+		// dropped without being copied.
 		c.echoes.Add(1)
 		return
 	}
+	// The frame is kept (subscribers may hold it), so it gets its own copy
+	// of the reader's buffer.
+	raw := wsconn.Own(view)
 	f, err := api.ParseFrame(raw)
 	if err != nil {
 		c.dropped.Add(1)

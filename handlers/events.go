@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -336,29 +337,46 @@ func (st *hijackedStream) watch(gone chan<- struct{}) {
 // writeBatch writes f and the frames queued behind it (at most maxBatch) as
 // one chunk, in one system call.
 func (st *hijackedStream) writeBatch(f []byte) error {
+	bp := chunkBuffers.Get().(*[]byte)
+	defer putChunkBuffer(bp)
 	more := st.sub.Events()
 	if len(more) == 0 {
-		return st.write(appendChunk(nil, f))
+		*bp = appendChunk((*bp)[:0], f)
+		return st.write(*bp)
 	}
-	frames := [][]byte{f}
-	size := len(f)
+	frames := [maxBatch][]byte{f}
+	n, size := 1, len(f)
 collect:
-	for len(frames) < maxBatch {
+	for n < maxBatch {
 		select {
 		case g := <-more:
-			frames = append(frames, g)
+			frames[n] = g
+			n++
 			size += len(g)
 		default:
 			break collect
 		}
 	}
-	b := make([]byte, 0, size+24)
-	b = strconv.AppendUint(b, uint64(size), 16)
+	b := strconv.AppendUint((*bp)[:0], uint64(size), 16)
 	b = append(b, "\r\n"...)
-	for _, g := range frames {
+	for _, g := range frames[:n] {
 		b = append(b, g...)
 	}
-	return st.write(append(b, "\r\n"...))
+	*bp = append(b, "\r\n"...)
+	return st.write(*bp)
+}
+
+// chunkBuffers holds the buffers streams build their chunks in, shared by
+// all streams: an idle stream holds none, a busy one does not allocate one
+// per write.
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// putChunkBuffer returns a buffer to chunkBuffers, unless a large batch grew
+// it past what is worth keeping.
+func putChunkBuffer(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		chunkBuffers.Put(bp)
+	}
 }
 
 // end writes the stream's last words and the end of the body.

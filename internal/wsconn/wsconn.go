@@ -48,6 +48,20 @@ type Reader struct {
 // Read returns the next message's type and bytes (its own: the caller may
 // keep them).
 func (r *Reader) Read(conn *websocket.Conn) (int, []byte, error) {
+	typ, view, err := r.Next(conn)
+	if err != nil {
+		return typ, nil, err
+	}
+	return typ, Own(view), nil
+}
+
+// Next returns the next message's type and a view of its bytes, valid only
+// until the next call: for a reader that looks at a message before deciding
+// to keep it (Own makes it the caller's).
+func (r *Reader) Next(conn *websocket.Conn) (int, []byte, error) {
+	if r.buf.Cap() > keepBelow {
+		r.buf = bytes.Buffer{} // the last message was large: let its buffer go
+	}
 	typ, mr, err := conn.NextReader()
 	if err != nil {
 		return typ, nil, err
@@ -56,12 +70,13 @@ func (r *Reader) Read(conn *websocket.Conn) (int, []byte, error) {
 	if _, err := r.buf.ReadFrom(mr); err != nil {
 		return typ, nil, err
 	}
-	data := bytes.Clone(r.buf.Bytes())
-	if data == nil {
-		data = []byte{}
+	return typ, r.buf.Bytes(), nil
+}
+
+// Own returns a copy of a view that Next returned, exactly its size.
+func Own(view []byte) []byte {
+	if len(view) == 0 {
+		return []byte{}
 	}
-	if r.buf.Cap() > keepBelow {
-		r.buf = bytes.Buffer{}
-	}
-	return typ, data, nil
+	return bytes.Clone(view)
 }

@@ -34,6 +34,8 @@ func TestReaderReadsWholeMessagesOfTheirOwn(t *testing.T) {
 				return
 			}
 		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte("view one"))
+		_ = c.WriteMessage(websocket.TextMessage, []byte("two"))
 		_ = c.WriteMessage(websocket.TextMessage, make([]byte, 300<<10))
 		time.Sleep(time.Second)
 	}))
@@ -65,8 +67,19 @@ func TestReaderReadsWholeMessagesOfTheirOwn(t *testing.T) {
 			t.Fatalf("message %d changed after later reads", i)
 		}
 	}
+	// The 70 KiB message's buffer was let go when the next was read.
 	if r.buf.Cap() > keepBelow {
 		t.Fatalf("kept a %d-byte buffer", r.buf.Cap())
+	}
+	// Next's view is the reader's buffer: valid until the next call, and
+	// Own makes it the caller's.
+	_, view, err := r.Next(conn)
+	if err != nil || string(view) != "view one" || r.buf.Cap() > keepBelow {
+		t.Fatalf("Next: %q, %v (buffer %d bytes)", view, err, r.buf.Cap())
+	}
+	owned := Own(view)
+	if _, next, err := r.Next(conn); err != nil || string(next) != "two" || string(owned) != "view one" {
+		t.Fatalf("after the next message: owned %q, next %q, %v", owned, next, err)
 	}
 	if _, _, err := r.Read(conn); !errors.Is(err, websocket.ErrReadLimit) {
 		t.Fatalf("over the limit: %v, want ErrReadLimit", err)
