@@ -259,3 +259,21 @@ func TestHelpListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// A clean shutdown of the embedded default is quiet: the links to the
+// embedded bus close before the bus does, so nothing is logged as a warning
+// or an error after "shutting down" (an operator's alerting reads those).
+func TestCleanShutdownLogsNoWarning(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	g.Stop()
+	logs := g.Logs()
+	_, after, ok := strings.Cut(logs, `msg="shutting down"`)
+	if !ok {
+		t.Fatalf("no shutdown line in the logs:\n%s", logs)
+	}
+	for line := range strings.Lines(after) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("a clean shutdown logged: %s", line)
+		}
+	}
+}

@@ -103,7 +103,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		if err != nil {
 			return err
 		}
-		defer mb.Close()
+		// The links (background tasks) end before the bus they are linked
+		// to: a clean shutdown closes them cleanly instead of having the bus
+		// go away under them (the deferred stop above runs after this one).
+		defer func() {
+			stopBG()
+			wg.Wait()
+			mb.Close()
+		}()
 		busURL, dial = embeddedBusURL, mb.DialContext
 		if cfg.EmbeddedBusAddr != "" {
 			stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, mb.Handler(), log)
