@@ -7,13 +7,11 @@ import (
 	"io"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/settings"
 )
 
 // envPrefix starts every environment variable of the gateway.
@@ -57,100 +55,18 @@ type config struct {
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"how long requests in flight may take to finish at shutdown"`
 }
 
-// setting describes one configuration field for flags and help.
-type setting struct {
-	field   string
-	env     string // without prefix
-	flag    string
-	def     string
-	help    string
-	isSlice bool
-}
-
-func settings() []setting {
-	t := reflect.TypeFor[config]()
-	out := make([]setting, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := f.Tag.Get("env")
-		out = append(out, setting{
-			field:   f.Name,
-			env:     name,
-			flag:    strings.ReplaceAll(strings.ToLower(name), "_", "-"),
-			def:     f.Tag.Get("envDefault"),
-			help:    f.Tag.Get("help"),
-			isSlice: f.Type.Kind() == reflect.Slice,
-		})
-	}
-	return out
-}
-
-// configFlags registers one string flag per setting on fs; the values are
-// merged into the environment map by mergeFlags after parsing.
-func configFlags(fs *flag.FlagSet) map[string]*string {
-	vals := make(map[string]*string)
-	for _, s := range settings() {
-		usage := s.help
-		usage += fmt.Sprintf(" (env %s%s", envPrefix, s.env)
-		if s.def != "" {
-			usage += ", default " + s.def
-		}
-		usage += ")"
-		vals[s.env] = fs.String(s.flag, "", usage)
-	}
-	return vals
-}
-
-// loadConfig builds the config from getenv and the flags that were set.
+// loadConfig builds the config from getenv and the flags that were set,
+// and validates it.
 func loadConfig(getenv func(string) string, fs *flag.FlagSet, vals map[string]*string) (config, error) {
-	environ := make(map[string]string)
-	for _, s := range settings() {
-		if v := getenv(envPrefix + s.env); v != "" {
-			environ[envPrefix+s.env] = v
-		}
-	}
-	fs.Visit(func(f *flag.Flag) {
-		for name, v := range vals {
-			if f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") {
-				environ[envPrefix+name] = *v
-			}
-		}
-	})
-	var cfg config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ, Prefix: envPrefix}); err != nil {
-		return config{}, fmt.Errorf("configuration: %w", scrub(err))
+	cfg, err := settings.Load[config](envPrefix, getenv, fs, vals)
+	if err != nil {
+		return config{}, err
 	}
 	return cfg, cfg.validate()
 }
 
-// scrub keeps the names of failing settings but drops the values, which may
-// be secrets.
-func scrub(err error) error {
-	var agg env.AggregateError
-	if errors.As(err, &agg) {
-		msgs := make([]string, 0, len(agg.Errors))
-		for _, e := range agg.Errors {
-			var pe env.ParseError
-			if errors.As(e, &pe) {
-				msgs = append(msgs, fmt.Sprintf("%s%s: cannot parse as %s", envPrefix, envNameOf(pe.Name), pe.Type))
-				continue
-			}
-			msgs = append(msgs, e.Error())
-		}
-		return errors.New(strings.Join(msgs, "; "))
-	}
-	return err
-}
-
-func envNameOf(field string) string {
-	for _, s := range settings() {
-		if s.field == field {
-			return s.env
-		}
-	}
-	return field
-}
-
+// validate checks what the tags cannot say: lengths, ranges, and settings that
+// go together.
 func (c config) validate() error {
 	var errs []error
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
@@ -243,11 +159,11 @@ func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 
 // printSettings writes the settings table for --help.
 func printSettings(w io.Writer) {
-	for _, s := range settings() {
-		def := s.def
+	for _, s := range settings.Of[config]() {
+		def := s.Default
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(w, "  --%-20s %s%-20s default %-16s %s\n", s.flag, envPrefix, s.env, def, s.help)
+		fmt.Fprintf(w, "  --%-20s %s%-20s default %-16s %s\n", s.Flag, envPrefix, s.Env, def, s.Help)
 	}
 }

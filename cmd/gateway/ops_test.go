@@ -20,6 +20,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/settings"
 )
 
 // serveBus runs a bare messagebus (no assistant) on addr ("127.0.0.1:0" for
@@ -235,14 +236,14 @@ func TestReadmeSettingsTableMatchesTheConfig(t *testing.T) {
 			rows = append(rows, m[1:])
 		}
 	}
-	want := settings()
+	want := settings.Of[config]()
 	if len(rows) != len(want) {
 		t.Fatalf("README lists %d settings, the config has %d", len(rows), len(want))
 	}
 	for i, s := range want {
 		got := rows[i]
-		if got[0] != s.flag || got[1] != envPrefix+s.env || got[2] != s.def || got[3] != s.help {
-			t.Errorf("row %d: %q, want --%s %s%s %q %q", i, got, s.flag, envPrefix, s.env, s.def, s.help)
+		if got[0] != s.Flag || got[1] != envPrefix+s.Env || got[2] != s.Default || got[3] != s.Help {
+			t.Errorf("row %d: %q, want --%s %s%s %q %q", i, got, s.Flag, envPrefix, s.Env, s.Default, s.Help)
 		}
 	}
 }
@@ -253,9 +254,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	help := errOut.String() + out.String()
-	for _, s := range settings() {
-		if !strings.Contains(help, "--"+s.flag) || !strings.Contains(help, envPrefix+s.env) || !strings.Contains(help, s.help) {
-			t.Errorf("--help lacks %s", s.env)
+	for _, s := range settings.Of[config]() {
+		if !strings.Contains(help, "--"+s.Flag) || !strings.Contains(help, envPrefix+s.Env) || !strings.Contains(help, s.Help) {
+			t.Errorf("--help lacks %s", s.Env)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/ovosgw/gateway/internal/settings"
 )
 
 // errUsage is returned after usage was printed for a bad command line.
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, map[string]*string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vals := configFlags(fs)
+	vals := settings.Flags[config](fs, envPrefix)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		printSettings(stderr)

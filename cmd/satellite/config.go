@@ -8,13 +8,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/settings"
 )
 
 // envPrefix starts every environment variable of the satellite.
@@ -43,45 +41,12 @@ type config struct {
 	LogFormat     string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
 }
 
-// setting is one field of config, for flags and help.
-type setting struct {
-	env, flag, def, help string
-	noFlag               bool
-}
-
-func settings() []setting {
-	t := reflect.TypeFor[config]()
-	out := make([]setting, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := f.Tag.Get("env")
-		out = append(out, setting{
-			env:    name,
-			flag:   strings.ReplaceAll(strings.ToLower(name), "_", "-"),
-			def:    f.Tag.Get("envDefault"),
-			help:   f.Tag.Get("help"),
-			noFlag: f.Tag.Get("noflag") == "true",
-		})
-	}
-	return out
-}
-
 // newFlagSet returns the flags of a command: one string flag per setting
 // (but the key), parsed later by env along with the environment.
 func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, map[string]*string) {
 	fs := flag.NewFlagSet("satellite "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vals := make(map[string]*string)
-	for _, s := range settings() {
-		if s.noFlag {
-			continue
-		}
-		usage := fmt.Sprintf("%s (env %s%s", s.help, envPrefix, s.env)
-		if s.def != "" {
-			usage += ", default " + s.def
-		}
-		vals[s.env] = fs.String(s.flag, "", usage+")")
-	}
+	vals := settings.Flags[config](fs, envPrefix)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -93,22 +58,9 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, map[string]*strin
 // loadConfig builds the config from getenv and the flags that were set, and
 // reads the access key.
 func loadConfig(getenv func(string) string, fs *flag.FlagSet, vals map[string]*string) (config, error) {
-	environ := make(map[string]string)
-	for _, s := range settings() {
-		if v := getenv(envPrefix + s.env); v != "" {
-			environ[envPrefix+s.env] = v
-		}
-	}
-	fs.Visit(func(f *flag.Flag) {
-		for name, v := range vals {
-			if f.Name == strings.ReplaceAll(strings.ToLower(name), "_", "-") {
-				environ[envPrefix+name] = *v
-			}
-		}
-	})
-	var cfg config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ, Prefix: envPrefix}); err != nil {
-		return config{}, fmt.Errorf("configuration: %w", scrub(err))
+	cfg, err := settings.Load[config](envPrefix, getenv, fs, vals)
+	if err != nil {
+		return config{}, err
 	}
 	if cfg.Gateway == "" {
 		return config{}, errors.New("configuration: --gateway (SATELLITE_GATEWAY) is required")
@@ -130,33 +82,6 @@ func loadConfig(getenv func(string) string, fs *flag.FlagSet, vals map[string]*s
 		return config{}, errors.New("configuration: timeouts must be positive")
 	}
 	return cfg, nil
-}
-
-// scrub keeps the names of the settings that failed to parse and drops
-// their values, which may be secrets.
-func scrub(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return errors.New("the settings do not parse")
-	}
-	msgs := make([]string, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			msgs = append(msgs, fmt.Sprintf("%s%s: cannot parse as %s", envPrefix, envNameOf(pe.Name), pe.Type))
-			continue
-		}
-		msgs = append(msgs, "a setting does not parse")
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// envNameOf is the environment name (without prefix) of a config field.
-func envNameOf(field string) string {
-	if f, ok := reflect.TypeFor[config]().FieldByName(field); ok {
-		return f.Tag.Get("env")
-	}
-	return field
 }
 
 // readKeyFile reads the access key: the file's first line, trimmed.
