@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,7 +115,7 @@ func TestSelfSignedGateway(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR="+dir, "GATEWAY_TLS_SELF_SIGNED=true")
-	var out lockedBuffer
+	var out gatewaytest.Buffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -195,21 +194,4 @@ func createClient(t *testing.T, base string, tc *tlsConfig, admin, id string) ap
 		t.Fatalf("create client: %d", resp.StatusCode)
 	}
 	return k.AccessKey
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

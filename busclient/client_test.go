@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/messagebus"
 )
 
@@ -627,24 +627,6 @@ func TestCleanCloseSendsCloseFrame(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the client's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCredentialsNeverShow(t *testing.T) {
 	const user, pass = "bususer", "s3cretpw"
 	bus := newBus(t, messagebus.Config{})
@@ -667,7 +649,7 @@ func TestCredentialsNeverShow(t *testing.T) {
 		{"unreachable", "ws://" + user + ":" + pass + "@127.0.0.1:1/core", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs gatewaytest.Buffer
 			r := start(t, busclient.Config{
 				URL:        tc.url,
 				Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

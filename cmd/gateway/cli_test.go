@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 )
 
 // runCLI runs one command on dataDir and returns its standard output.
 func runCLI(t *testing.T, dataDir, stdin string, args ...string) (string, error) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut gatewaytest.Buffer
 	env := map[string]string{"GATEWAY_DATA_DIR": dataDir}
 	err := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
 	return out.String(), err
@@ -112,7 +113,7 @@ func TestBadConfigurationFailsAtStart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env["GATEWAY_DATA_DIR"] = t.TempDir()
 			env["GATEWAY_ADDR"] = "127.0.0.1:0"
-			var out, errOut syncBuffer
+			var out, errOut gatewaytest.Buffer
 			err := run(context.Background(), nil, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
 			if err == nil {
 				t.Fatal("started")

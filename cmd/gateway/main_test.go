@@ -13,38 +13,20 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 )
-
-// syncBuffer is an io.Writer that tests can read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // gateway is a running gateway started through run, as main would, on port 0.
 type gateway struct {
 	URL        string
 	AdminToken string
 	DataDir    string
-	Stdout     *syncBuffer
-	Logs       *syncBuffer
+	Stdout     *gatewaytest.Buffer
+	Logs       *gatewaytest.Buffer
 	client     *http.Client
 	cancel     context.CancelFunc
 	done       chan error
@@ -63,7 +45,7 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 	for k, v := range env {
 		full["GATEWAY_"+k] = v
 	}
-	g := &gateway{Stdout: &syncBuffer{}, Logs: &syncBuffer{}, done: make(chan error, 1), DataDir: full["GATEWAY_DATA_DIR"]}
+	g := &gateway{Stdout: &gatewaytest.Buffer{}, Logs: &gatewaytest.Buffer{}, done: make(chan error, 1), DataDir: full["GATEWAY_DATA_DIR"]}
 	g.client = &http.Client{Transport: newValidatingTransport(t, nil)}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -402,7 +384,7 @@ func startTLSGateway(t *testing.T) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	full := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir, "GATEWAY_TLS_SELF_SIGNED": "true", "GATEWAY_IP_ALLOWLIST": "127.0.0.1/32"}
-	g := &gateway{Stdout: &syncBuffer{}, Logs: &syncBuffer{}, done: make(chan error, 1), DataDir: dir}
+	g := &gateway{Stdout: &gatewaytest.Buffer{}, Logs: &gatewaytest.Buffer{}, done: make(chan error, 1), DataDir: dir}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() {

@@ -166,7 +166,7 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	out := &syncBuffer{}
+	out := &gatewaytest.Buffer{}
 	go func() { _, _ = io.Copy(out, stdout) }()
 	waitFor(t, func() bool { return listenLine.MatchString(out.String()) })
 	g := &gateway{URL: listenLine.FindStringSubmatch(out.String())[1], AdminToken: adminLine.FindStringSubmatch(out.String())[1], client: &http.Client{Transport: newValidatingTransport(t, nil)}}
@@ -249,7 +249,7 @@ func TestReadmeSettingsTableMatchesTheConfig(t *testing.T) {
 }
 
 func TestHelpListsEverySetting(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut gatewaytest.Buffer
 	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); err != nil {
 		t.Fatal(err)
 	}

@@ -25,23 +25,6 @@ func getenvOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func writeKey(t *testing.T, key string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "key")
@@ -65,7 +48,7 @@ func TestChatCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr lockedBuffer
+			var stdout, stderr gatewaytest.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 			defer cancel()
 			err := run(ctx, tt.args, getenvOf(tt.env), strings.NewReader("hello\ntell me a joke\n"), &stdout, &stderr)
@@ -125,7 +108,7 @@ func TestBadCommandLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr lockedBuffer
+			var stdout, stderr gatewaytest.Buffer
 			err := run(context.Background(), tt.args, getenvOf(tt.env), strings.NewReader(""), &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run = %v, want an error about %q", err, tt.want)
@@ -144,7 +127,7 @@ func TestBadCommandLines(t *testing.T) {
 		}
 	})
 	t.Run("help", func(t *testing.T) {
-		var stdout lockedBuffer
+		var stdout gatewaytest.Buffer
 		if err := run(context.Background(), []string{"help"}, getenvOf(nil), strings.NewReader(""), &stdout, &stdout); err != nil {
 			t.Fatal(err)
 		}
@@ -198,11 +181,11 @@ func TestBridgeCommand(t *testing.T) {
 		}
 	})
 
-	var stderr lockedBuffer
+	var stderr gatewaytest.Buffer
 	runErr := make(chan error, 1)
 	go func() {
 		runErr <- run(ctx, []string{"bridge", "--gateway", g.URL, "--client", "kitchen", "--local-bus", busURL, "--log-level", "debug"},
-			getenvOf(map[string]string{"SATELLITE_KEY": key}), strings.NewReader(""), &lockedBuffer{}, &stderr)
+			getenvOf(map[string]string{"SATELLITE_KEY": key}), strings.NewReader(""), &gatewaytest.Buffer{}, &stderr)
 	}()
 	for deadline := time.Now().Add(waitFor); bus.Peers() < 3 || !strings.Contains(stderr.String(), "Connected to remote host"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -66,23 +66,25 @@ type Gateway struct {
 	BusURL string
 	env    []string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
-	logs   *lockedBuffer
+	out    *Buffer
+	logs   *Buffer
 	t      testing.TB
 }
 
-type lockedBuffer struct {
+// Buffer is an io.Writer that tests may read (String) while other
+// goroutines write to it: a process's output, a logger's sink.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -100,7 +102,7 @@ var (
 // until it listens). It is stopped when the test ends.
 func Start(t testing.TB, env map[string]string) *Gateway {
 	t.Helper()
-	g := &Gateway{t: t, out: &lockedBuffer{}, logs: &lockedBuffer{}}
+	g := &Gateway{t: t, out: &Buffer{}, logs: &Buffer{}}
 	full := map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "LOG_LEVEL": "debug"}
 	for k, v := range env {
 		full[k] = v
