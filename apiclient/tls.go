@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ovosgw/gateway/api"
 )
 
 // maxCAFile bounds a CA file read at start.
@@ -59,7 +61,7 @@ func TLSConfig(caFile, fingerprint string) (*tls.Config, error) {
 		leaf := cs.PeerCertificates[0]
 		got := sha256.Sum256(leaf.Raw)
 		if subtle.ConstantTimeCompare(got[:], want) != 1 {
-			return fmt.Errorf("the gateway's certificate fingerprint %s is not the pinned one", FormatFingerprint(got[:]))
+			return fmt.Errorf("the gateway's certificate fingerprint %s is not the pinned one", api.FormatFingerprint(got[:]))
 		}
 		if roots == nil {
 			return nil
@@ -89,20 +91,6 @@ func ParseFingerprint(s string) ([]byte, error) {
 		return nil, errors.New("apiclient: the fingerprint must be a SHA-256 (64 hex digits, colons allowed)")
 	}
 	return b, nil
-}
-
-// FormatFingerprint writes a fingerprint as openssl does: uppercase hex pairs
-// separated by colons.
-func FormatFingerprint(b []byte) string {
-	h := strings.ToUpper(hex.EncodeToString(b))
-	var sb strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			sb.WriteByte(':')
-		}
-		sb.WriteString(h[i : i+2])
-	}
-	return sb.String()
 }
 
 // readLimited reads a small file, refusing one larger than max.

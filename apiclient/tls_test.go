@@ -21,7 +21,7 @@ import (
 
 func TestParseFingerprint(t *testing.T) {
 	sum := sha256.Sum256([]byte("x"))
-	formatted := apiclient.FormatFingerprint(sum[:])
+	formatted := api.FormatFingerprint(sum[:])
 	tests := []struct {
 		name string
 		in   string
@@ -60,9 +60,9 @@ func TestTLSConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(cert.Raw)
-	right := apiclient.FormatFingerprint(sum[:])
+	right := api.FormatFingerprint(sum[:])
 	wrongSum := sha256.Sum256([]byte("another certificate"))
-	wrong := apiclient.FormatFingerprint(wrongSum[:])
+	wrong := api.FormatFingerprint(wrongSum[:])
 
 	tests := []struct {
 		name, ca, fp string

@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ovosgw/gateway/api"
 )
 
 // File names inside the directory.
@@ -105,19 +106,11 @@ func LoadOrCreate(dir string, hosts []string, now time.Time) (certFile, keyFile,
 	return certFile, keyFile, Fingerprint(der), nil
 }
 
-// Fingerprint formats the SHA-256 of der as uppercase hex pairs separated by
-// colons ("AB:CD:...").
+// Fingerprint is the SHA-256 of der as the satellite pins it ("AB:CD:...",
+// api.FormatFingerprint).
 func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	var b strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteString(h[i : i+2])
-	}
-	return b.String()
+	return api.FormatFingerprint(sum[:])
 }
 
 // parseHosts splits hosts into IP addresses and DNS names ("[::1]" is an
