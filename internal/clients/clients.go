@@ -85,28 +85,28 @@ func (r *Registry) Profile(ctx context.Context, id string) (api.ClientProfile, e
 // SetNames sets a client's display name and aliases (the seed's names on
 // connect). An empty name falls back to the id.
 func (r *Registry) SetNames(ctx context.Context, id string, req api.NamesRequest) (api.ClientProfile, error) {
-	name, aliases, err := store.NormalizeNames(orDefault(req.Name, id), req.Aliases)
-	if err != nil {
-		return api.ClientProfile{}, err
-	}
-	c, err := r.store.SetNames(ctx, id, name, aliases)
+	c, err := r.setNames(ctx, id, req)
 	if err != nil {
 		return api.ClientProfile{}, err
 	}
 	return profile(c), nil
 }
 
-// Rename sets a client's name and aliases, for the admin.
+// Rename is SetNames for the admin, who sees the whole client.
 func (r *Registry) Rename(ctx context.Context, id string, req api.NamesRequest) (api.AdminClient, error) {
-	name, aliases, err := store.NormalizeNames(orDefault(req.Name, id), req.Aliases)
-	if err != nil {
-		return api.AdminClient{}, err
-	}
-	c, err := r.store.SetNames(ctx, id, name, aliases)
+	c, err := r.setNames(ctx, id, req)
 	if err != nil {
 		return api.AdminClient{}, err
 	}
 	return adminView(c), nil
+}
+
+func (r *Registry) setNames(ctx context.Context, id string, req api.NamesRequest) (store.Client, error) {
+	name, aliases, err := store.NormalizeNames(orDefault(req.Name, id), req.Aliases)
+	if err != nil {
+		return store.Client{}, err
+	}
+	return r.store.SetNames(ctx, id, name, aliases)
 }
 
 // Resolve maps an id or alias to the client's id.
