@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/keys"
-	"github.com/ovosgw/gateway/internal/store"
 )
 
 // multiFlag collects a repeated string flag (--alias a --alias b).
@@ -70,10 +68,7 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	if err := openDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	st, err := openStore(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/keys"
+	"github.com/ovosgw/gateway/internal/store"
 )
 
 // Files kept in the data dir, all owner-only (0600, in a 0700 directory).
@@ -22,12 +24,13 @@ const (
 	adminTokenFile = "admin-token.sha256"
 )
 
-// openDataDir creates the data dir owner-only if it is missing.
-func openDataDir(dir string) error {
+// openStore creates the data dir owner-only if it is missing and opens the
+// client store in it: the server and the commands share it.
+func openStore(ctx context.Context, dir string) (*store.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return nil
+	return store.Open(ctx, filepath.Join(dir, dbFile))
 }
 
 // jwtSecret returns the configured secret, or the one kept in the data dir,

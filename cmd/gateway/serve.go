@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,7 +28,6 @@ import (
 	"github.com/ovosgw/gateway/internal/selfsigned"
 	"github.com/ovosgw/gateway/internal/sessions"
 	"github.com/ovosgw/gateway/internal/skills"
-	"github.com/ovosgw/gateway/internal/store"
 	"github.com/ovosgw/gateway/internal/tokens"
 	"github.com/ovosgw/gateway/internal/utterances"
 	"github.com/ovosgw/gateway/middleware"
@@ -44,10 +42,7 @@ const embeddedBusURL = "ws://embedded/core"
 // order: streams told to end, HTTP server drained, hub closed, bus link
 // closed, embedded assistant stopped, store closed.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	if err := openDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	st, err := openStore(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
