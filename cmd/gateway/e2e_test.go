@@ -162,11 +162,13 @@ func TestStreamResumesWithLastEventID(t *testing.T) {
 	st.next(t, api.EventDone)
 	st.resp.Body.Close()
 
-	// Said while nobody listens; the resumed stream replays it.
-	say(t, g, tok, "say two")
-	r := sayWait(t, g, tok, "say three")
-	if r.Status != api.StatusHandled {
-		t.Fatalf("%+v", r)
+	// Said while nobody listens; the resumed stream replays it. Each is
+	// awaited: the embedded assistant handles utterances concurrently, so
+	// two sent at once may be answered in either order.
+	for _, u := range []string{"say two", "say three"} {
+		if r := sayWait(t, g, tok, u); r.Status != api.StatusHandled {
+			t.Fatalf("%s: %+v", u, r)
+		}
 	}
 	h := bearer(tok)
 	h.Set("Last-Event-ID", first.ID)
