@@ -5,14 +5,21 @@
 // Verification follows RFC 8725 (JWT Best Current Practices): the algorithm
 // is pinned rather than read from the token (section 3.1), exp, iat, iss and
 // aud are required and checked (3.8, 3.9), and a revoked token id is refused.
+// A token must also look as Issue makes them: its times are JSON numbers
+// (RFC 7519, section 2: NumericDate), it lives no longer than the configured
+// TTL (exp - iat, with the leeway), and its header names no critical
+// extension, since this verifier understands none (RFC 7515, section
+// 4.1.11).
 package tokens
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -240,6 +247,15 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if jc.IssuedAt == nil || jc.Subject == "" || jc.ID == "" || jc.SessionID == "" || jc.KeyVersion == nil {
 		return Claims{}, unauthorized(detailInvalid)
 	}
+	// A token longer-lived than Issue makes them (an exp far in the future)
+	// was not made by Issue either, whatever signed it.
+	if jc.ExpiresAt.Sub(jc.IssuedAt.Time) > t.cfg.TTL+t.cfg.Leeway {
+		return Claims{}, unauthorized(detailInvalid)
+	}
+	// The parser takes a time written as a string ("exp":"9999999999").
+	if !numericTimes(token) {
+		return Claims{}, unauthorized(detailInvalid)
+	}
 	if t.rev.Revoked(jc.ID) {
 		return Claims{}, unauthorized(detailRevoked)
 	}
@@ -261,7 +277,41 @@ func (t *Tokens) key(tok *jwt.Token) (any, error) {
 	if tok.Method != jwt.SigningMethodHS256 {
 		return nil, errors.New("unexpected signing method")
 	}
+	// RFC 7515, section 4.1.11: a recipient that does not understand a
+	// critical extension must refuse the token; this one understands none.
+	if _, ok := tok.Header["crit"]; ok {
+		return nil, errors.New("critical header extension")
+	}
 	return t.cfg.Secret, nil
+}
+
+// numericTimes says whether the times of a token's payload (exp, iat, nbf),
+// where present, are JSON numbers. The payload has already been parsed, so
+// it is valid base64url JSON.
+func numericTimes(token string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return false
+	}
+	for name, raw := range claims {
+		// encoding/json matches member names regardless of case, so "EXP"
+		// is an exp too.
+		switch strings.ToLower(name) {
+		case "exp", "iat", "nbf":
+			if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Revoke ends the session of c at once: its token is refused from now on,

@@ -187,9 +187,16 @@ func TestVerifyRefuses(t *testing.T) {
 	parts := strings.Split(good.Reveal(), ".")
 
 	// Control: the hand-made valid claims do verify, so each refusal below
-	// is due to the one thing changed.
+	// is due to the one thing changed; so do a lifetime of exactly the TTL
+	// plus the leeway and a header as hsWithHeader writes it.
 	if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testSecret, valid())); err != nil {
 		t.Fatalf("control token refused: %v", err)
+	}
+	if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testSecret, with("exp", now.Add(time.Hour+5*time.Second).Unix()))); err != nil {
+		t.Fatalf("control token with exp at the lifetime's edge refused: %v", err)
+	}
+	if _, err := tk.Verify(hsWithHeader(`{"alg":"HS256","typ":"JWT"}`, valid(), testSecret)); err != nil {
+		t.Fatalf("control token with a hand-written header refused: %v", err)
 	}
 
 	tests := []struct {
@@ -233,6 +240,17 @@ func TestVerifyRefuses(t *testing.T) {
 		// Not valid yet, beyond the leeway: nbf or iat in the future.
 		{"nbf in the future", sign(t, jwt.SigningMethodHS256, testSecret, with("nbf", now.Add(time.Minute).Unix())), ReasonInvalid},
 		{"iat in the future", sign(t, jwt.SigningMethodHS256, testSecret, with("iat", now.Add(time.Minute).Unix())), ReasonInvalid},
+		// Signed with our key but not as Issue makes them: a lifetime beyond
+		// the TTL (1 h, 5 s leeway), a time as a string (the parser would
+		// take "9999999999"), a critical header extension nobody here
+		// understands (RFC 7515 4.1.11).
+		{"exp beyond the lifetime", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", now.Add(time.Hour+6*time.Second).Unix())), ReasonInvalid},
+		{"exp a year ahead", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", now.Add(365*24*time.Hour).Unix())), ReasonInvalid},
+		{"exp as a string", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), ReasonInvalid},
+		{"iat as a string", sign(t, jwt.SigningMethodHS256, testSecret, with("iat", strconv.FormatInt(now.Unix(), 10))), ReasonInvalid},
+		{"EXP as a string beside exp", sign(t, jwt.SigningMethodHS256, testSecret, with("EXP", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), ReasonInvalid},
+		{"unknown crit header", hsWithHeader(`{"alg":"HS256","typ":"JWT","crit":["exp-x"],"exp-x":1}`, valid(), testSecret), ReasonInvalid},
+		{"empty crit header", hsWithHeader(`{"alg":"HS256","typ":"JWT","crit":[]}`, valid(), testSecret), ReasonInvalid},
 		// Payload edited after signing (another client's id).
 		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(
 			`{"iss":"ovos-gateway","aud":["ovos-gateway"],"sub":"admin","sid":"x","jti":"y","kv":1,"iat":1,"exp":9999999999}`)) + "." + parts[2], ReasonInvalid},
