@@ -39,10 +39,7 @@ func AccessLog(log *slog.Logger, observe func(r *http.Request, route string, sta
 				if observe != nil {
 					observe(r, route, status, d)
 				}
-				level := slog.LevelInfo
-				if status >= 500 {
-					level = slog.LevelError
-				}
+				level := accessLevel(status)
 				if !log.Enabled(ctx, level) {
 					return
 				}
@@ -67,6 +64,19 @@ func AccessLog(log *slog.Logger, observe func(r *http.Request, route string, sta
 			next.ServeHTTP(ww, r)
 		})
 	}
+}
+
+// accessLevel is the level of a request's line: ERROR for a failure the
+// caller could not be told about (500 and the like), INFO for every answer
+// given on purpose. A 503 is one of those: the gateway says it is not ready
+// (a readiness probe every few seconds while the bus is down) or cannot take
+// an utterance now; what made it unavailable is logged once, where it
+// happened (the bus link logs going down and coming back).
+func accessLevel(status int) slog.Level {
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func routePattern(r *http.Request) string {

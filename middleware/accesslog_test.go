@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/problem"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -48,5 +49,41 @@ func TestAccessLogOneLineWithoutQuery(t *testing.T) {
 	}
 	if len(observed) != 1 || observed[0] != "/v1/things/{id}" {
 		t.Fatalf("observed %v", observed)
+	}
+}
+
+// A 503 is an answer given on purpose (not ready, the bus is down): its line
+// is not an ERROR, or a readiness probe every few seconds would flood the
+// error log. A 500 (a cause the caller was not told) still is.
+func TestAccessLogLevels(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantLevel string
+	}{
+		{"unavailable", &api.Error{Code: api.EUNAVAILABLE, Detail: "not ready: bus link down"}, "level=INFO"},
+		{"refused", &api.Error{Code: api.EFORBIDDEN, Detail: "no"}, "level=INFO"},
+		{"internal", errors.New("database on fire"), "level=ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			r := chi.NewRouter()
+			r.Use(middleware.AccessLog(log, nil))
+			r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) { problem.Write(w, r, tt.err) })
+			for range 3 {
+				serve(t, r, httptest.NewRequest("GET", "/readyz", nil))
+			}
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) != 3 {
+				t.Fatalf("want 3 lines, got %q", buf.String())
+			}
+			for _, l := range lines {
+				if !strings.Contains(l, tt.wantLevel) {
+					t.Errorf("line not at %s: %s", tt.wantLevel, l)
+				}
+			}
+		})
 	}
 }

@@ -64,6 +64,17 @@ func TestReadinessFollowsTheBusLink(t *testing.T) {
 		t.Fatalf("not ready without a reason: %+v", p)
 	}
 	wantStatus(t, g.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	// Probes that find it not ready are not errors of the gateway: none of
+	// their lines is at ERROR (the link going down is logged, once, by the
+	// link).
+	for _, line := range strings.Split(g.Logs.String(), "\n") {
+		if strings.Contains(line, "route=/readyz") && strings.Contains(line, "status=503") && !strings.Contains(line, "level=INFO") {
+			t.Fatalf("a not-ready probe logged above INFO: %s", line)
+		}
+	}
+	if !strings.Contains(g.Logs.String(), "messagebus link down") {
+		t.Fatalf("the link going down was not logged:\n%s", g.Logs.String())
+	}
 	// An utterance while the bus is away is refused, not lost.
 	s := g.newClient(t, "offline")
 	wantStatus(t, g.call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "hello"}, nil), http.StatusServiceUnavailable)
