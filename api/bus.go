@@ -200,7 +200,7 @@ func (f *Frame) CompactRaw() []byte {
 }
 
 // envelope collects the top-level members of a frame as the scanner meets
-// them; like encoding/json, the last of duplicated members wins.
+// them, by their exact names; the last of duplicated members wins.
 type envelope struct {
 	typ, data, ctx []byte
 	typeBad        bool // a "type" member was neither a string nor null
@@ -224,8 +224,8 @@ func (e *envelope) member(m member) {
 // on anything that is not a JSON object with a non-empty string type and
 // object (or missing/null) data and context; odd member types inside the
 // context (a numeric session id, say) are read as absent instead. It reads
-// the frame in one pass (scan.go) and decides exactly as decoding it with
-// encoding/json into the envelope would.
+// the frame in one pass (scan.go) and decides as a Python peer does: member
+// names are exact ({"TYPE":"speak"} has no type), the last duplicate wins.
 func ParseFrame(raw []byte) (*Frame, error) {
 	var env envelope
 	s := scanner{b: raw, env: &env}
@@ -292,7 +292,7 @@ func decodeRoute(ctx, data json.RawMessage) Route {
 		r.SessionID, _ = jsonString(id)
 	}
 	// data can be large: it is searched only when it holds the key as
-	// written, then its members are matched as encoding/json would.
+	// written, then its members are matched exactly.
 	if bytes.Contains(data, []byte(`"target"`)) {
 		var t []byte
 		eachMember(data, func(m member) {

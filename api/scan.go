@@ -13,9 +13,11 @@ import (
 // of through encoding/json's reflection (several passes and a copy of every
 // member). The grammar is RFC 8259's, exactly as encoding/json accepts it
 // (invalid UTF-8 inside strings included, nesting up to 10000 levels), and
-// members are matched as encoding/json matches struct fields: exact or
-// case-folded names, the last one winning. The fuzz tests compare it with
-// encoding/json on arbitrary input.
+// members are matched by their exact (unescaped) names, the last one
+// winning, as the assistant's Python peers read them (json.loads, then
+// msg["type"]): not case-folded as encoding/json matches struct fields, so
+// {"TYPE":...} is no type here either. The fuzz tests compare it with
+// encoding/json decoding into maps on arbitrary input.
 
 // maxNesting is encoding/json's nesting limit.
 const maxNesting = 10000
@@ -298,9 +300,9 @@ func (s *scanner) array() error {
 	}
 }
 
-// Member returns the value of obj's member name as encoding/json would
-// decode it into a struct field named so: the last member whose key equals
-// name, exactly or case-folded; nil when there is none. obj is meant to be
+// Member returns the value of obj's member name as a Python peer reads it
+// (and encoding/json into a map): the last member whose key, unescaped, is
+// exactly name; nil when there is none. obj is meant to be
 // a valid JSON object, as the Data and Context of a parsed Frame are; on
 // anything else Member returns nil or some value, and never panics. It lets
 // a frame's readers pick a member without decoding the object again.
@@ -426,17 +428,16 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// keyIs reports whether a member's key names field as
-// encoding/json matches struct fields: exactly, or folded (bytes.EqualFold).
+// keyIs reports whether a member's key, unescaped, is exactly field.
 func (m member) keyIs(field string) bool {
 	if !m.esc {
-		return bytes.EqualFold(m.key, []byte(field))
+		return string(m.key) == field
 	}
 	var k string
 	if json.Unmarshal(append(append([]byte{'"'}, m.key...), '"'), &k) != nil {
 		return false
 	}
-	return bytes.EqualFold([]byte(k), []byte(field))
+	return k == field
 }
 
 // jsonString decodes a valid JSON value that is a string; ok is false for

@@ -13,57 +13,92 @@ import (
 	"testing"
 )
 
-// The reference: ParseFrame and Message.MarshalJSON as they were written with
-// encoding/json. The one-pass versions must decide exactly as they do.
+// The reference: ParseFrame written with encoding/json, reading members by
+// their exact names as a Python peer does (json.loads, then msg["type"]):
+// maps, not case-folding structs. The one-pass version must decide exactly
+// as it does.
 
-type refRouteContext struct {
-	Source      Names           `json:"source"`
-	Destination Names           `json:"destination"`
-	Session     json.RawMessage `json:"session"`
-	UtteranceID json.RawMessage `json:"utterance_id"`
+// refMembers returns the members of a valid JSON object in order, with
+// their names unescaped.
+func refMembers(raw []byte) (names []string, vals []json.RawMessage) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return names, vals
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return names, vals
+		}
+		names, vals = append(names, tok.(string)), append(vals, v)
+	}
+	return names, vals
 }
 
-type refRouteSession struct {
-	SessionID json.RawMessage `json:"session_id"`
-}
-
-type refRouteData struct {
-	Target json.RawMessage `json:"target"`
+// refObject decodes a JSON object into exactly named members, the last of
+// duplicates winning; nil for anything else.
+func refObject(raw []byte) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
 }
 
 func refParseFrame(raw []byte) (*Frame, error) {
-	var env struct {
-		Type    *string         `json:"type"`
-		Data    json.RawMessage `json:"data"`
-		Context json.RawMessage `json:"context"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
+	var top any
+	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, err
 	}
-	if env.Type == nil || *env.Type == "" {
+	if _, ok := top.(map[string]any); !ok {
+		return nil, errors.New("not an object")
+	}
+	var typ, data, ctx json.RawMessage
+	names, vals := refMembers(raw)
+	for i, name := range names {
+		switch v := vals[i]; name {
+		case "type":
+			if v[0] != '"' && v[0] != 'n' {
+				return nil, errors.New("type is not a string")
+			}
+			typ = v
+		case "data":
+			data = v
+		case "context":
+			ctx = v
+		}
+	}
+	t := refStringOrEmpty(typ)
+	if t == "" {
 		return nil, errors.New("no type")
 	}
-	f := &Frame{Message: Message{Type: *env.Type}, Raw: raw}
+	f := &Frame{Message: Message{Type: t}, Raw: raw}
 	var err error
-	if f.Data, err = refObjectOrEmpty(env.Data); err != nil {
+	if f.Data, err = refObjectOrEmpty(data); err != nil {
 		return nil, err
 	}
-	if f.Context, err = refObjectOrEmpty(env.Context); err != nil {
+	if f.Context, err = refObjectOrEmpty(ctx); err != nil {
 		return nil, err
 	}
 	var r Route
-	var c refRouteContext
-	if json.Unmarshal(f.Context, &c) == nil {
-		r.Source, r.Destination = c.Source, c.Destination
-		r.UtteranceID = refStringOrEmpty(c.UtteranceID)
-		var s refRouteSession
-		if len(c.Session) > 0 && c.Session[0] == '{' && json.Unmarshal(c.Session, &s) == nil {
-			r.SessionID = refStringOrEmpty(s.SessionID)
+	if c := refObject(f.Context); c != nil {
+		var src, dst Names
+		_ = json.Unmarshal(c["source"], &src)
+		_ = json.Unmarshal(c["destination"], &dst)
+		r.Source, r.Destination = src, dst
+		r.UtteranceID = refStringOrEmpty(c["utterance_id"])
+		if s := refObject(c["session"]); s != nil {
+			r.SessionID = refStringOrEmpty(s["session_id"])
 		}
 	}
-	var d refRouteData
-	if bytes.Contains(f.Data, []byte(`"target"`)) && json.Unmarshal(f.Data, &d) == nil {
-		r.Target = refStringOrEmpty(d.Target)
+	if bytes.Contains(f.Data, []byte(`"target"`)) {
+		if d := refObject(f.Data); d != nil {
+			r.Target = refStringOrEmpty(d["target"])
+		}
 	}
 	f.Route = r
 	return f, nil
@@ -173,6 +208,9 @@ var parseCases = []string{
 	`{"type":"\u0074","data":{},"context":{"\u0073ource":"x","utterance_\u0069d":"\u00e9"}}`,
 	`{"typ\u0065":"x"}`,
 	`{"type":"x","context":{"ſource":"long s","destination":"K"}}`,
+	`{"TYPE":"x"}`,
+	`{"type":"x","Type":"y"}`,
+	`{"Type":"y","type":"x","DATA":{"target":"t"},"data":{"Target":"u"},"context":{"Source":"a","Session":{"session_id":"s"},"UTTERANCE_ID":"u"}}`,
 	`{"type":"x","context":{"destination":[],"source":[1,{},[]]}}`,
 	`{"type":"\xff\xfe","context":{"utterance_id":"\xff"}}`,
 	`{"type":"x","data":"s"}`,
@@ -237,7 +275,8 @@ func TestParseFrameMatchesOnFixtures(t *testing.T) {
 func TestMember(t *testing.T) {
 	for _, c := range []struct{ obj, name, want string }{
 		{`{"a":1,"b":{"c":2},"a":[3]}`, "a", `[3]`},
-		{`{"A":1}`, "a", `1`},
+		{`{"A":1}`, "a", ``},
+		{`{"a":1,"A":2}`, "a", `1`},
 		{`{"a\u0062":"x"}`, "ab", `"x"`},
 		{`{"a":1}`, "b", ``},
 		{`{"a":`, "a", ``},

@@ -17,7 +17,8 @@ import (
 // decodeJSON reads exactly one JSON object from the body into v: the media
 // type must be JSON (415), the body must fit the limit (413), be valid UTF-8
 // (encoding/json would otherwise replace bad bytes silently), name no
-// unknown member and hold nothing after the object (400).
+// unknown member (names are matched exactly, as documented: not in any case
+// as encoding/json would) and hold nothing after the object (400).
 func decodeJSON(r *http.Request, v any) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
@@ -49,6 +50,10 @@ func decodeJSON(r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return api.Errorf(api.EINVALID, "the body must hold a single JSON object")
+	}
+	// encoding/json matched names in any case; the API's are exact.
+	if err := api.ExactNames(trimmed, v); err != nil {
+		return api.Errorf(api.EINVALID, "%s", err)
 	}
 	return nil
 }

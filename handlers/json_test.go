@@ -22,6 +22,13 @@ func TestDecodeJSON(t *testing.T) {
 		{"null", "application/json", `null`, api.EINVALID},
 		{"string", "application/json", `"hi"`, api.EINVALID},
 		{"unknown member", "application/json", `{"utterance":"hi","admin":true}`, api.EINVALID},
+		// Names are exact: encoding/json would take these for utterance (and
+		// the last one would win).
+		{"name in capitals", "application/json", `{"UTTERANCE":"hi"}`, api.EINVALID},
+		{"name in another case after it", "application/json", `{"utterance":"hi","UTTERANCE":"tell me a joke"}`, api.EINVALID},
+		{"name in another case before it", "application/json", `{"Utterance":"joke","utterance":"hi"}`, api.EINVALID},
+		{"lang in another case", "application/json", `{"utterance":"hi","Lang":"en-us"}`, api.EINVALID},
+		{"escaped exact name", "application/json", `{"\u0075tterance":"hi"}`, ""},
 		{"wrong type", "application/json", `{"utterance":["hi"]}`, api.EINVALID},
 		{"trailing garbage", "application/json", `{"utterance":"hi"} x`, api.EINVALID},
 		{"two objects", "application/json", `{"utterance":"hi"}{}`, api.EINVALID},

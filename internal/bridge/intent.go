@@ -101,31 +101,23 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 }
 
 // parseIntent reads intent.service.intent.reply's data: nil when data.intent
-// is null or missing, an error when it is not an object.
+// is null or missing, an error when it is not an object. Members are read by
+// their exact names, as the assistant wrote them (api.Member): an "INTENT"
+// is no intent.
 func parseIntent(data json.RawMessage) (*Intent, error) {
-	var d struct {
-		Intent json.RawMessage `json:"intent"`
+	if d := bytes.TrimSpace(data); len(d) == 0 || d[0] != '{' {
+		return nil, fmt.Errorf("intent reply data is not an object")
 	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("intent reply data: %w", err)
-	}
-	raw := bytes.TrimSpace(d.Intent)
+	raw := bytes.TrimSpace(api.Member(data, "intent"))
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}
 	if raw[0] != '{' {
 		return nil, fmt.Errorf("intent reply: intent is not an object")
 	}
-	var m struct {
-		IntentName    json.RawMessage `json:"intent_name"`
-		IntentType    json.RawMessage `json:"intent_type"`
-		Name          json.RawMessage `json:"name"`
-		SkillID       json.RawMessage `json:"skill_id"`
-		IntentService json.RawMessage `json:"intent_service"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("intent reply: %w", err)
-	}
+	var m struct{ IntentName, IntentType, Name, SkillID, IntentService json.RawMessage }
+	m.IntentName, m.IntentType, m.Name = api.Member(raw, "intent_name"), api.Member(raw, "intent_type"), api.Member(raw, "name")
+	m.SkillID, m.IntentService = api.Member(raw, "skill_id"), api.Member(raw, "intent_service")
 	in := &Intent{
 		Name:    jsonString(m.IntentName),
 		Type:    jsonString(m.IntentType),

@@ -31,6 +31,11 @@ func TestIntentAnswers(t *testing.T) {
 			&Intent{Name: "weather.skill:forecast.intent", Type: "weather.skill:forecast.intent", SkillID: "weather.skill"}, ""},
 		{"odd member types", `{"intent":{"intent_name":5,"intent_type":["a"],"skill_id":{"x":1}}}`, &Intent{}, ""},
 		{"intent not an object", `{"intent":"weather"}`, nil, api.EUNAVAILABLE},
+		// Names are exact, as the assistant writes them and its Python peers
+		// read them: neither "INTENT" nor "Intent_Type" is read.
+		{"intent in capitals", `{"intent":null,"INTENT":{"intent_type":"joke.skill:JokeIntent"}}`, nil, ""},
+		{"members in another case", `{"intent":{"Intent_Type":"joke.skill:JokeIntent","intent_type":"time.skill:TimeIntent","Skill_ID":"joke.skill"}}`,
+			&Intent{Name: "time.skill:TimeIntent", Type: "time.skill:TimeIntent", SkillID: "time.skill"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
