@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -150,6 +151,74 @@ func TestMetricsFollowWhatHappens(t *testing.T) {
 	}
 	if v := scrape(t, g, "gateway_intent_dry_run_seconds_count"); v < 1 {
 		t.Fatalf("dry runs timed = %v", v)
+	}
+}
+
+// metricsLines scrapes /metrics and returns its lines.
+func metricsLines(t *testing.T, g *gateway) []string {
+	t.Helper()
+	resp, err := http.Get(g.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// Requests with made-up methods and paths, each a 404 or 405 that no login
+// or rate limit stops, add no series to /metrics: every label value comes
+// from a fixed set (unknown methods are "other").
+func TestMadeUpRequestsDoNotGrowMetrics(t *testing.T) {
+	g := startGateway(t, nil)
+	send := func(round, n int) {
+		for i := range n {
+			method := fmt.Sprintf("X%dR%dQWERTYUIOPASDFGHJKLZXCVBNMQWERTYUIOPASDFGHJKLZXCVBNM", i, round)
+			for _, path := range []string{"/healthz", fmt.Sprintf("/nope-%d-%d", round, i), fmt.Sprintf("/v1/clients/c%d-%d/events", round, i), fmt.Sprintf("/assets/a%d-%d.js", round, i)} {
+				for _, m := range []string{method, http.MethodGet} {
+					req, err := http.NewRequest(m, g.URL+path, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}
+	}
+	metricsLines(t, g) // the scrape's own series
+	send(0, 3)
+	before := metricsLines(t, g)
+	send(1, 100)
+	after := metricsLines(t, g)
+	if len(after) != len(before) {
+		t.Fatalf("/metrics grew from %d to %d lines", len(before), len(after))
+	}
+	for _, line := range after {
+		if strings.Contains(line, "QWERTY") || strings.Contains(line, "nope-") || strings.Contains(line, "c1-") {
+			t.Fatalf("a label from the request reached /metrics: %s", line)
+		}
+	}
+	// Each is still counted, under method "other".
+	var other float64
+	for _, line := range after {
+		if strings.HasPrefix(line, `gateway_http_requests_total{method="other",`) {
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other += v
+		}
+	}
+	if other != 4*103 {
+		t.Fatalf("requests with made-up methods counted %v times as other, want %d", other, 4*103)
 	}
 }
 

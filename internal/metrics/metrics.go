@@ -208,7 +208,11 @@ func (c *blacklistCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := map[string]int{api.BlacklistConfig: 0, api.BlacklistAdmin: 0, api.BlacklistAuto: 0}
 	for _, e := range list {
-		counts[e.Source]++
+		// Only the known sources are labels: a source read from the store
+		// is not taken on trust as a new series.
+		if _, ok := counts[e.Source]; ok {
+			counts[e.Source]++
+		}
 	}
 	for src, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), src)
@@ -254,9 +258,35 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // ObserveRequest records a finished HTTP request (handlers.Config.Observe).
+// Every label value comes from a fixed set, whatever the client sends: the
+// route is the router's pattern (or "unmatched"), the method one of RFC
+// 9110's or "other", the status a valid code or "other". A label taken from
+// the request itself (a made-up method, a path) would let anyone grow
+// /metrics and the process without bound, one series per new value.
 func (m *Metrics) ObserveRequest(r *http.Request, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
+	method := MethodLabel(r.Method)
+	m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// MethodLabel is the metrics label of an HTTP method: the method itself if
+// it is one of RFC 9110's (section 9) or PATCH (RFC 5789), else "other".
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel is the metrics label of a status: its code when it is a valid
+// one (100-599), else "other".
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // AuthFailed counts a refused credential by reason.
