@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -28,23 +29,32 @@ func (s *Server) routes() http.Handler {
 		return api.Errorf(api.ENOTFOUND, "no such route")
 	}))
 	r.MethodNotAllowed(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		allow := allowed(r)
+		if len(allow) == 0 {
+			// A made-up method on a path no route serves.
+			return api.Errorf(api.ENOTFOUND, "no such route")
+		}
+		// RFC 9110, section 15.5.6: a 405 lists the methods the resource has.
+		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return api.Errorf(api.EMETHOD, "method %s is not allowed here", r.Method)
 	}))
 
-	// Public.
-	r.Get("/healthz", s.wrap(s.handleHealthz))
-	r.Get("/readyz", s.wrap(s.handleReadyz))
-	r.Get("/openapi.yaml", s.wrap(s.handleOpenAPI))
+	// Public. What answers GET answers HEAD too (RFC 9110, section 9.3.2),
+	// except the event stream, where a HEAD would authenticate, redeem a
+	// ticket and take a stream slot for no content.
+	getHead(r, "/healthz", s.wrap(s.handleHealthz))
+	getHead(r, "/readyz", s.wrap(s.handleReadyz))
+	getHead(r, "/openapi.yaml", s.wrap(s.handleOpenAPI))
 	if s.cfg.Metrics != nil {
 		if s.cfg.MetricsAdmin {
-			r.With(middleware.RequireAdmin(s.deps.Sessions, s.cfg.AuthFailed)).Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+			getHead(r.With(middleware.RequireAdmin(s.deps.Sessions, s.cfg.AuthFailed)), "/metrics", s.cfg.Metrics)
 		} else {
-			r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+			getHead(r, "/metrics", s.cfg.Metrics)
 		}
 	}
 	if s.cfg.Console != nil {
-		r.Method(http.MethodGet, "/", s.cfg.Console)
-		r.Method(http.MethodGet, "/assets/*", s.cfg.Console)
+		getHead(r, "/", s.cfg.Console)
+		getHead(r, "/assets/*", s.cfg.Console)
 	}
 
 	// The stream authenticates itself (Bearer, cookie or ticket) and is not
@@ -60,7 +70,7 @@ func (s *Server) routes() http.Handler {
 			r.Use(middleware.RequireClient(s.deps.Sessions, s.cfg.AuthFailed))
 			r.Delete("/v1/sessions/current", s.wrap(s.handleLogout))
 			r.Post("/v1/sessions/current/ticket", s.wrap(s.handleTicket))
-			r.Get("/v1/clients/me", s.wrap(s.handleMe))
+			getHead(r, "/v1/clients/me", s.wrap(s.handleMe))
 			r.Put("/v1/clients/me/names", s.wrap(s.handleSetNames))
 			r.With(
 				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
@@ -71,24 +81,52 @@ func (s *Server) routes() http.Handler {
 		// The admin, with the admin token.
 		r.Group(func(r chi.Router) {
 			r.Use(middleware.RequireAdmin(s.deps.Sessions, s.cfg.AuthFailed))
-			r.Get("/v1/admin/clients", s.wrap(s.handleListClients))
+			getHead(r, "/v1/admin/clients", s.wrap(s.handleListClients))
 			r.Post("/v1/admin/clients", s.wrap(s.handleCreateClient))
 			r.Patch("/v1/admin/clients/{id}", s.wrap(s.handleRenameClient))
 			r.Delete("/v1/admin/clients/{id}", s.wrap(s.handleDeleteClient))
 			r.Post("/v1/admin/clients/{id}/key", s.wrap(s.handleRotateKey))
 			if s.deps.Blacklist != nil {
-				r.Get("/v1/admin/blacklist", s.wrap(s.handleListBlacklist))
+				getHead(r, "/v1/admin/blacklist", s.wrap(s.handleListBlacklist))
 				r.Post("/v1/admin/blacklist", s.wrap(s.handleAddBlacklist))
 				r.Delete("/v1/admin/blacklist/{entry}", s.wrap(s.handleRemoveBlacklist))
 			}
 			if s.deps.ProtectedIntents != nil {
-				r.Get("/v1/admin/protected-intents", s.wrap(s.handleListProtected))
+				getHead(r, "/v1/admin/protected-intents", s.wrap(s.handleListProtected))
 				r.Put("/v1/admin/protected-intents/{pattern}", s.wrap(s.handleProtect))
 				r.Delete("/v1/admin/protected-intents/{pattern}", s.wrap(s.handleUnprotect))
 			}
 		})
 	})
 	return r
+}
+
+// getHead serves h for GET and HEAD (net/http sends no body for HEAD).
+func getHead(r chi.Router, pattern string, h http.Handler) {
+	r.Method(http.MethodGet, pattern, h)
+	r.Method(http.MethodHead, pattern, h)
+}
+
+// methods are the methods a route may serve, in the order Allow lists them.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed lists the methods the router serves on r's path.
+func allowed(r *http.Request) []string {
+	rctx := chi.RouteContext(r.Context())
+	if rctx == nil || rctx.Routes == nil {
+		return nil
+	}
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var out []string
+	for _, m := range methods {
+		if rctx.Routes.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // limit is a rate limit, or nothing when l is nil.

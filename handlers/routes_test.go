@@ -54,6 +54,17 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// openapi.yaml's rule: every GET operation but the event stream also
+	// answers HEAD (same status and headers, no body); the document does not
+	// repeat them.
+	for r := range want {
+		if path, ok := strings.CutPrefix(r, "GET "); ok && path != streamPath {
+			want["HEAD "+path] = true
+		}
+	}
+	if got["HEAD "+streamPath] {
+		t.Errorf("the event stream answers HEAD")
+	}
 	for r := range got {
 		if !want[r] {
 			t.Errorf("served but not in openapi.yaml: %s", r)
@@ -75,6 +86,9 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		t.Logf("served: %v", keys)
 	}
 }
+
+// streamPath is the event stream, the one GET without HEAD.
+const streamPath = "/v1/clients/{client}/events"
 
 type readyStub struct{}
 

@@ -358,3 +358,54 @@ func TestCleanShutdownLogsNoWarning(t *testing.T) {
 		}
 	}
 }
+
+// What answers GET answers HEAD (same status and headers, no body), but the
+// event stream; a 405 names the methods that are allowed; a made-up method
+// on a path no route serves is a 404.
+func TestHeadAndAllow(t *testing.T) {
+	g := startGateway(t, nil)
+	s := g.newClient(t, "header")
+	for _, tc := range []struct{ path, token string }{
+		{"/healthz", ""}, {"/readyz", ""}, {"/", ""}, {"/openapi.yaml", ""}, {"/metrics", ""},
+		{"/assets/api.js", ""}, {"/v1/clients/me", s.Token.Reveal()}, {"/v1/admin/clients", g.AdminToken},
+	} {
+		get := g.call(t, http.MethodGet, tc.path, tc.token, nil, nil)
+		head := g.call(t, http.MethodHead, tc.path, tc.token, nil, nil)
+		body, _ := io.ReadAll(head.Body)
+		if head.StatusCode != get.StatusCode || head.StatusCode != http.StatusOK || len(body) != 0 ||
+			head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d %q with %d bytes; GET: %d %q", tc.path, head.StatusCode, head.Header.Get("Content-Type"), len(body), get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodDelete, "/openapi.yaml", "GET, HEAD"},
+		{"XMADEUP", "/healthz", "GET, HEAD"},
+		{http.MethodGet, "/v1/utterances", "POST"},
+		{http.MethodHead, "/v1/clients/header/events", "GET"},
+		{http.MethodPut, "/v1/admin/clients/x", "PATCH, DELETE"},
+		{http.MethodGet, "/v1/sessions/current", "DELETE"},
+	} {
+		req, _ := http.NewRequest(tc.method, g.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+		}
+		if tc.method != http.MethodHead && problemType(t, g.call(t, tc.method, tc.path, "", nil, nil)) != api.ProblemTypePrefix+api.EMETHOD {
+			t.Errorf("%s %s: not a method-not-allowed problem", tc.method, tc.path)
+		}
+	}
+	req, _ := http.NewRequest("XMADEUP", g.URL+"/no/such/route", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a made-up method on no route: %d, want 404", resp.StatusCode)
+	}
+}
