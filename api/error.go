@@ -23,6 +23,7 @@ const (
 	EPASSWORDINVALID  = "password-invalid"
 	EBLACKLISTED      = "blacklisted"
 	EMETHOD           = "method-not-allowed"
+	ETIMEOUT          = "request-timeout"
 )
 
 // Error is an error meant for the caller: Code says what kind of failure it is

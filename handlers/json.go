@@ -12,10 +12,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/middleware"
 )
 
 // decodeJSON reads exactly one JSON object from the body into v: the media
-// type must be JSON (415), the body must fit the limit (413), be valid UTF-8
+// type must be JSON (415), the body must fit the limit (413) and arrive in
+// time (408), be valid UTF-8
 // (encoding/json would otherwise replace bad bytes silently), name no
 // unknown member (names are matched exactly, as documented: not in any case
 // as encoding/json would) and hold nothing after the object (400).
@@ -30,6 +32,9 @@ func decodeJSON(r *http.Request, v any) error {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", tooLarge.Limit)
+		}
+		if errors.Is(err, middleware.ErrBodyTimeout) {
+			return api.Errorf(api.ETIMEOUT, "the body did not arrive in time")
 		}
 		return api.Errorf(api.EINVALID, "the body could not be read")
 	}

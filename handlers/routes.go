@@ -12,7 +12,7 @@ import (
 )
 
 // routes is the whole API in one place. The stream route sits outside any
-// body limit or timeout: it lives as long as the session.
+// body limit or body timeout: it lives as long as the session.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(
@@ -62,7 +62,7 @@ func (s *Server) routes() http.Handler {
 	r.Get("/v1/clients/{client}/events", s.wrap(s.handleEvents))
 
 	r.Group(func(r chi.Router) {
-		r.Use(middleware.BodyLimit(s.cfg.MaxBodyBytes))
+		r.Use(middleware.BodyLimit(s.cfg.MaxBodyBytes), middleware.BodyTimeout(s.cfg.BodyTimeout))
 		r.With(s.limit(s.deps.Limits.LoginPerAddr, middleware.ByAddr)).Post("/v1/sessions", s.wrap(s.handleLogin))
 
 		// Clients, with a session token.

@@ -95,6 +95,9 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes caps JSON request bodies (default 64 KiB).
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a client takes to send a request body
+	// (default 10s; the event stream has none).
+	BodyTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// SecureCookies marks the session cookie Secure (set when serving TLS).
@@ -159,6 +162,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second

@@ -47,6 +47,7 @@ type config struct {
 	AddrRate         float64       `env:"ADDR_RATE" envDefault:"200" help:"utterances per second allowed from one address (burst 2x)"`
 	StreamsPerClient int           `env:"STREAMS_PER_CLIENT" envDefault:"16" help:"open event streams allowed per client"`
 	StreamsPerAddr   int           `env:"STREAMS_PER_ADDR" envDefault:"512" help:"open event streams allowed per address"`
+	BodyTimeout      time.Duration `env:"BODY_TIMEOUT" envDefault:"10s" help:"longest a client may take to send a request body once its headers are in (408 after; the event stream has no body)"`
 	MaxWait          time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
 	Heartbeat        time.Duration `env:"HEARTBEAT" envDefault:"15s" help:"longest silence on an event stream before a keepalive comment (keep it under your proxies' idle timeout)"`
 	Metrics          string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
@@ -84,7 +85,7 @@ func (c config) validate() error {
 	if c.Heartbeat < 100*time.Millisecond || c.Heartbeat > 15*time.Second {
 		errs = append(errs, errors.New("GATEWAY_HEARTBEAT must be between 100ms and 15s"))
 	}
-	if c.UtteranceTimeout <= 0 || c.MaxWait <= 0 || c.ShutdownTimeout <= 0 || c.BanWindow <= 0 || c.BanFor <= 0 {
+	if c.UtteranceTimeout <= 0 || c.MaxWait <= 0 || c.BodyTimeout <= 0 || c.ShutdownTimeout <= 0 || c.BanWindow <= 0 || c.BanFor <= 0 {
 		errs = append(errs, errors.New("durations must be positive"))
 	}
 	if c.BanAfter < 1 {

@@ -4,11 +4,14 @@ package main
 // comment on why the rule exists.
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -428,4 +431,46 @@ func TestEndedSessionsDoNotBan(t *testing.T) {
 	if v := scrape(t, g, `gateway_auth_failures_total{reason="token-revoked"}`); v != 4 {
 		t.Fatalf("revoked-token refusals counted %v", v)
 	}
+}
+
+// A body sent a byte at a time must not hold a connection and a goroutine
+// for as long as the client likes: past GATEWAY_BODY_TIMEOUT the request is
+// answered 408 and the connection closed. The event stream, which has no
+// body, and a ?wait= utterance that outlives the timeout are not cut.
+func TestSlowBodiesAreCut(t *testing.T) {
+	g := startGateway(t, map[string]string{"BODY_TIMEOUT": "200ms"})
+	s := g.newClient(t, "patient")
+	st := g.openStream(t, "patient", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /v1/sessions HTTP/1.1\r\nHost: "+strings.TrimPrefix(g.URL, "http://")+
+		"\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"client_id\":"); err != nil {
+		t.Fatal(err)
+	}
+	// Awaited, not timed: the bound is far beyond the timeout.
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout || problemType(t, resp) != api.ProblemTypePrefix+api.ETIMEOUT {
+		t.Fatalf("stalled body answered %d", resp.StatusCode)
+	}
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the connection stayed open after the 408")
+	}
+
+	// The stream outlived the timeout several times over and still carries
+	// the answer to an utterance.
+	time.Sleep(600 * time.Millisecond) // the scenario: longer than the timeout, not a synchronisation
+	res := sayWait(t, g, s.Token.Reveal(), "hello")
+	if res.Status != "handled" {
+		t.Fatalf("utterance after the timeout: %+v", res)
+	}
+	st.next(t, api.EventSpeak)
 }

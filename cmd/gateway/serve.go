@@ -209,6 +209,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		TrustedProxies: trusted,
 		SecureCookies:  certFile != "",
 		MaxWait:        cfg.MaxWait,
+		BodyTimeout:    cfg.BodyTimeout,
 		Heartbeat:      cfg.Heartbeat,
 		OpenAPI:        project.OpenAPI(),
 		Console:        web.Handler(),

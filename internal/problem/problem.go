@@ -35,6 +35,8 @@ func Status(code string) int {
 		return http.StatusConflict
 	case api.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case api.ETIMEOUT:
+		return http.StatusRequestTimeout
 	case api.EUNSUPPORTED:
 		return http.StatusUnsupportedMediaType
 	case api.ERATELIMITED:
