@@ -474,3 +474,30 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	}
 	st.next(t, api.EventSpeak)
 }
+
+// Headers are capped at what the API needs (a token and a few KiB of
+// cookies), not net/http's 1 MiB: a larger header is refused with 431.
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	g := startGateway(t, nil)
+	s := g.newClient(t, "cookies")
+	get := func(cookie string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, g.URL+"/v1/clients/me", nil)
+		req.Header.Set("Authorization", "Bearer "+s.Token.Reveal())
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A browser's worth: three 4 KiB cookies beside the token.
+	jar := strings.Repeat("a", 4000)
+	if got := get("a=" + jar + "; b=" + jar + "; c=" + jar); got != http.StatusOK {
+		t.Fatalf("12 KiB of cookies: %d, want 200", got)
+	}
+	if got := get("a=" + strings.Repeat("a", 64<<10)); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of cookies: %d, want 431", got)
+	}
+}

@@ -34,6 +34,12 @@ import (
 	"github.com/ovosgw/gateway/web"
 )
 
+// maxHeaderBytes caps a request's line and headers. The API needs a token
+// (about 400 bytes) and, from a browser, a few KiB of cookies; net/http's
+// default (1 MiB, plus slack) let a few hundred unfinished headers hold
+// hundreds of MiB. Past it the server answers 431 itself, before routing.
+const maxHeaderBytes = 16 << 10
+
 // embeddedBusURL is what the gateway dials for its in-process bus; the host
 // is never resolved (the bus's own dialer connects in memory).
 const embeddedBusURL = "ws://embedded/core"
@@ -244,6 +250,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	srv := &http.Server{
 		Handler:           httpAPI,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No WriteTimeout: it would cut streams; each stream write has its own deadline.
@@ -362,7 +369,7 @@ func listenBus(addr string, h http.Handler, log *slog.Logger) (stop func(), boun
 	if err != nil {
 		return nil, "", fmt.Errorf("embedded bus listen: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, ln.Addr().String(), nil
 }
