@@ -24,7 +24,11 @@ func (s *Server) routes() http.Handler {
 	if s.deps.Blacklist != nil {
 		r.Use(middleware.Blacklist(s.deps.Blacklist))
 	}
-	r.Use(middleware.SecurityHeaders, middleware.CORS(s.cfg.CORSOrigins), middleware.RefuseQueryCredentials)
+	r.Use(middleware.SecurityHeaders)
+	if s.cfg.AllowedHosts != nil {
+		r.Use(middleware.AllowedHosts(s.cfg.AllowedHosts))
+	}
+	r.Use(middleware.CORS(s.cfg.CORSOrigins), middleware.RefuseQueryCredentials)
 	r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.ENOTFOUND, "no such route")
 	}))
@@ -54,7 +58,7 @@ func (s *Server) routes() http.Handler {
 	}
 	if s.cfg.Console != nil {
 		getHead(r, "/", s.cfg.Console)
-		getHead(r, "/assets/*", s.cfg.Console)
+		getHead(r, "/assets/*", files(s.cfg.Console))
 	}
 
 	// The stream authenticates itself (Bearer, cookie or ticket) and is not
@@ -99,6 +103,17 @@ func (s *Server) routes() http.Handler {
 		})
 	})
 	return r
+}
+
+// files serves h's files but never a directory's listing (/assets/).
+func files(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			problem.Write(w, r, api.Errorf(api.ENOTFOUND, "no such file"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // getHead serves h for GET and HEAD (net/http sends no body for HEAD).

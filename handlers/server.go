@@ -123,6 +123,9 @@ type Config struct {
 	AuthFailed func(r *http.Request, err error)
 	// CORSOrigins may call the API from their pages (no credentials).
 	CORSOrigins []string
+	// AllowedHosts are the host names the API answers to (the Host header;
+	// IP addresses always, "*" any name); nil does not check the Host.
+	AllowedHosts []string
 }
 
 // Deps are the services the API fronts. Blacklist and ProtectedIntents may

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/settings"
+	"github.com/ovosgw/gateway/middleware"
 )
 
 // envPrefix starts every environment variable of the gateway.
@@ -33,6 +34,7 @@ type config struct {
 	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
 	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
 	TLSSelfSigned    bool          `env:"TLS_SELF_SIGNED" envDefault:"false" help:"serve HTTPS with an ECDSA P-256 certificate made and kept in the data dir (its SHA-256 fingerprint is printed for pinning)"`
+	AllowedHosts     []string      `env:"ALLOWED_HOSTS" envSeparator:"," help:"comma-separated host names the API answers to (the Host header; DNS rebinding defence), * for any; an IP address is always accepted; empty: localhost, the name in ADDR, and this machine's host name when ADDR listens on every interface"`
 	CORSOrigins      []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins whose pages may call the API (Bearer tokens only, no cookies)"`
 	IPBlacklist      []string      `env:"IP_BLACKLIST" envSeparator:"," help:"comma-separated CIDRs refused on every route"`
 	IPAllowlist      []string      `env:"IP_ALLOWLIST" envSeparator:"," help:"comma-separated CIDRs never banned automatically"`
@@ -102,6 +104,11 @@ func (c config) validate() error {
 	if c.LoginRate <= 0 || c.UtteranceRate <= 0 || c.AddrRate <= 0 || c.StreamsPerClient < 1 || c.StreamsPerAddr < 1 {
 		errs = append(errs, errors.New("rates and stream caps must be positive"))
 	}
+	for _, h := range c.AllowedHosts {
+		if h != "*" && (h == "" || strings.ContainsAny(h, "/ \t@")) {
+			errs = append(errs, fmt.Errorf("GATEWAY_ALLOWED_HOSTS: %q is not a host name such as gateway.lan", h))
+		}
+	}
 	for _, o := range c.CORSOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			errs = append(errs, fmt.Errorf("GATEWAY_CORS_ORIGINS: %q is not an origin such as https://app.example", o))
@@ -167,4 +174,26 @@ func printSettings(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%-20s %s%-20s default %-16s %s\n", s.Flag, envPrefix, s.Env, def, s.Help)
 	}
+}
+
+// allowedHosts is GATEWAY_ALLOWED_HOSTS, or what GATEWAY_ADDR implies:
+// localhost, the name ADDR listens on when it is a name, and this machine's
+// host name when ADDR listens on every interface (0.0.0.0, ::, or no host),
+// where clients on the network reach it by that name or by an address (IP
+// addresses are always accepted). Another name, such as a DNS alias of the
+// machine, must be configured.
+func allowedHosts(cfg config, hostname func() (string, error)) []string {
+	if len(cfg.AllowedHosts) > 0 {
+		return cfg.AllowedHosts
+	}
+	hosts := []string{"localhost"}
+	host := middleware.HostName(cfg.Addr)
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		if name, err := hostname(); err == nil && name != "" {
+			hosts = append(hosts, name)
+		}
+	} else if err != nil {
+		hosts = append(hosts, host)
+	}
+	return hosts
 }

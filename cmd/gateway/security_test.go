@@ -501,3 +501,86 @@ func TestOversizedHeadersAreRefused(t *testing.T) {
 		t.Fatalf("64 KiB of cookies: %d, want 431", got)
 	}
 }
+
+// DNS rebinding: a page of attacker.example whose name re-resolves to the
+// gateway reaches it with its own name in Host. Only the allowed names (and
+// IP addresses, which such a page cannot send) are answered; the console's
+// assets are files, never a directory listing.
+func TestHostHeaderIsChecked(t *testing.T) {
+	get := func(g *gateway, host, path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, g.URL+path, nil)
+		req.Host = host
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	g := startGateway(t, nil)
+	port := g.URL[strings.LastIndexByte(g.URL, ':')+1:]
+	for host, want := range map[string]int{
+		"localhost:" + port:        http.StatusOK,
+		"127.0.0.1:" + port:        http.StatusOK,
+		"[::1]:" + port:            http.StatusOK,
+		"attacker.example:" + port: http.StatusForbidden,
+		"attacker.example":         http.StatusForbidden,
+	} {
+		for _, path := range []string{"/healthz", "/", "/v1/clients/me"} {
+			resp := get(g, host, path)
+			if (want == http.StatusOK) != (resp.StatusCode != http.StatusForbidden) {
+				t.Errorf("Host %s, %s: %d", host, path, resp.StatusCode)
+			}
+			if want == http.StatusForbidden && problemType(t, resp) != api.ProblemTypePrefix+api.EFORBIDDEN {
+				t.Errorf("Host %s: not a problem", host)
+			}
+		}
+	}
+	if !strings.Contains(g.Logs.String(), `host \"attacker.example\" not allowed`) {
+		t.Errorf("the refused host is not in the log")
+	}
+	for _, path := range []string{"/assets/", "/assets//"} {
+		if resp := get(g, "localhost", path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404 (no listing)", path, resp.StatusCode)
+		}
+	}
+	if resp := get(g, "localhost", "/assets/api.js"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/assets/api.js: %d", resp.StatusCode)
+	}
+
+	named := startGateway(t, map[string]string{"ALLOWED_HOSTS": "gateway.lan,Voice.Example"})
+	for host, want := range map[string]int{
+		"gateway.lan:8080": http.StatusOK, "voice.example": http.StatusOK, "127.0.0.1": http.StatusOK,
+		"localhost": http.StatusForbidden, "attacker.example": http.StatusForbidden,
+	} {
+		if got := get(named, host, "/healthz").StatusCode; got != want {
+			t.Errorf("ALLOWED_HOSTS set, Host %s: %d, want %d", host, got, want)
+		}
+	}
+}
+
+// What GATEWAY_ADDR implies when GATEWAY_ALLOWED_HOSTS is empty.
+func TestAllowedHostsDefaults(t *testing.T) {
+	hostname := func() (string, error) { return "kitchen-pi", nil }
+	for _, tc := range []struct {
+		addr, set string
+		want      []string
+	}{
+		{"127.0.0.1:8080", "", []string{"localhost"}},
+		{"[::1]:8080", "", []string{"localhost"}},
+		{"0.0.0.0:8080", "", []string{"localhost", "kitchen-pi"}},
+		{"[::]:8080", "", []string{"localhost", "kitchen-pi"}},
+		{":8080", "", []string{"localhost", "kitchen-pi"}},
+		{"gateway.lan:8080", "", []string{"localhost", "gateway.lan"}},
+		{"0.0.0.0:8080", "a.example,b.example", []string{"a.example", "b.example"}},
+	} {
+		cfg := config{Addr: tc.addr}
+		if tc.set != "" {
+			cfg.AllowedHosts = strings.Split(tc.set, ",")
+		}
+		if got := allowedHosts(cfg, hostname); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("ADDR %s, ALLOWED_HOSTS %q: %v, want %v", tc.addr, tc.set, got, tc.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -221,6 +222,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Console:        web.Handler(),
 		Observe:        m.ObserveRequest,
 		CORSOrigins:    cfg.CORSOrigins,
+		AllowedHosts:   allowedHosts(cfg, os.Hostname),
 		// Every refused credential is counted; guesses (wrong keys, forged or
 		// unknown tokens) also count towards a ban of their address, while
 		// sessions that simply ended (expired, logged out, re-keyed) do not.
