@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,20 @@ import (
 // TestSmokeRun loads a real gateway for a couple of seconds, through run as
 // the command line would: clients, streams over two source addresses,
 // talkers, the report. Every utterance must end handled, with no error of
-// any kind. It checks that the tool works, not how fast anything is.
+// any kind. It checks that the tool works, not how fast anything is, so
+// nothing in it may depend on the machine's speed: the talkers are paced
+// (-rate, open loop), not flat out, so that a faster machine sends no more.
+// The whole run sends at most smokeRate × (warm-up + duration) utterances,
+// about 34, fewer than one rate-limit bucket of the server holds (burst
+// twice its rate), so no 429 can come whatever the speed; and each stream
+// carries a few dozen events a second, far within its buffer.
 func TestSmokeRun(t *testing.T) {
-	g := gatewaytest.Start(t, map[string]string{"UTTERANCE_RATE": "1000", "ADDR_RATE": "1000"})
+	const smokeRate = 15 // utterances a second over all talkers
+	g := gatewaytest.Start(t, map[string]string{"UTTERANCE_RATE": "100", "ADDR_RATE": "100"})
 	var out, errOut bytes.Buffer
 	args := []string{
 		"-url", g.URL, "-admin-token", g.AdminToken, "-clients", "3", "-streams", "2", "-talkers", "3",
+		"-rate", strconv.Itoa(smokeRate),
 		"-sources", "2", "-duration", "2s", "-warmup", "200ms", "-settle", "100ms", "-format", "json",
 	}
 	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errOut); err != nil {
