@@ -378,12 +378,21 @@ func waitFor(t *testing.T, cond func() bool) {
 
 var fingerprintLine = regexp.MustCompile(`fingerprint: ([0-9A-F:]{95})`)
 
-// startTLSGateway starts a gateway on a self-signed certificate; its client
-// trusts that certificate.
-func startTLSGateway(t *testing.T) *gateway {
+// startTLSGateway starts a gateway on a self-signed certificate, or on the
+// TLS_CERT and TLS_KEY of env (GATEWAY_* without the prefix); its client
+// takes any certificate (the tests check the pin themselves).
+func startTLSGateway(t *testing.T, env ...map[string]string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	full := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir, "GATEWAY_TLS_SELF_SIGNED": "true", "GATEWAY_IP_ALLOWLIST": "127.0.0.1/32"}
+	for _, e := range env {
+		for k, v := range e {
+			full["GATEWAY_"+k] = v
+		}
+		if e["TLS_CERT"] != "" {
+			delete(full, "GATEWAY_TLS_SELF_SIGNED")
+		}
+	}
 	g := &gateway{Stdout: &gatewaytest.Buffer{}, Logs: &gatewaytest.Buffer{}, done: make(chan error, 1), DataDir: dir}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel

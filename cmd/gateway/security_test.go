@@ -25,6 +25,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/selfsigned"
 )
 
 // failLogins makes n failed logins from g's address.
@@ -582,5 +583,43 @@ func TestAllowedHostsDefaults(t *testing.T) {
 		if got := allowedHosts(cfg, hostname); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("ADDR %s, ALLOWED_HOSTS %q: %v, want %v", tc.addr, tc.set, got, tc.want)
 		}
+	}
+}
+
+// `gateway healthcheck` (the container's HEALTHCHECK) speaks as the server
+// does: plain HTTP, or HTTPS that accepts only the certificate the server is
+// configured with (its self-signed one in the data dir, or the
+// GATEWAY_TLS_CERT file, whatever names that certificate carries).
+func TestHealthcheckFollowsTLS(t *testing.T) {
+	check := func(env map[string]string) error {
+		return run(t.Context(), []string{"healthcheck"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+	}
+	addrOf := func(g *gateway) string { return g.URL[strings.Index(g.URL, "://")+3:] }
+
+	plain := startGateway(t, nil)
+	if err := check(map[string]string{"GATEWAY_ADDR": addrOf(plain), "GATEWAY_DATA_DIR": plain.DataDir}); err != nil {
+		t.Errorf("plain HTTP: %v", err)
+	}
+
+	self := startTLSGateway(t)
+	if err := check(map[string]string{"GATEWAY_ADDR": addrOf(self), "GATEWAY_DATA_DIR": self.DataDir, "GATEWAY_TLS_SELF_SIGNED": "true"}); err != nil {
+		t.Errorf("self-signed: %v", err)
+	}
+
+	// A certificate file made for a public name only, not for 127.0.0.1.
+	certDir := t.TempDir()
+	certFile, keyFile, _, err := selfsigned.LoadOrCreate(certDir, []string{"gateway.example"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := startTLSGateway(t, map[string]string{"TLS_CERT": certFile, "TLS_KEY": keyFile})
+	env := map[string]string{"GATEWAY_ADDR": addrOf(named), "GATEWAY_DATA_DIR": named.DataDir, "GATEWAY_TLS_CERT": certFile, "GATEWAY_TLS_KEY": keyFile}
+	if err := check(env); err != nil {
+		t.Errorf("certificate file: %v", err)
+	}
+	// The pin holds: another certificate than the one served is refused.
+	env["GATEWAY_TLS_CERT"], env["GATEWAY_TLS_KEY"] = filepath.Join(self.DataDir, selfsigned.CertFile), filepath.Join(self.DataDir, selfsigned.KeyFile)
+	if err := check(env); err == nil {
+		t.Error("a server presenting another certificate passed the check")
 	}
 }
