@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/middleware"
@@ -13,7 +11,6 @@ import (
 
 // Limits on what a client may say.
 const (
-	maxUtteranceRunes = 1000
 	// IntentPasswordHeader may carry a protected intent's password instead of
 	// the body's "password" member.
 	IntentPasswordHeader = "X-Intent-Password"
@@ -31,7 +28,7 @@ func (s *Server) handleUtterance(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.Utterance = strings.TrimSpace(req.Utterance)
-	if err := validateUtterance(req); err != nil {
+	if err := api.CheckUtterance(req); err != nil {
 		return err
 	}
 	if req.Password == "" {
@@ -63,41 +60,4 @@ func (s *Server) parseWait(r *http.Request) (time.Duration, error) {
 		return 0, api.Errorf(api.EINVALID, "wait must be a duration such as 10s, above 0 and at most %s", s.cfg.MaxWait)
 	}
 	return d, nil
-}
-
-func validateUtterance(req api.UtteranceRequest) error {
-	switch {
-	case req.Utterance == "":
-		return api.Errorf(api.EINVALID, "utterance must be a non-empty string")
-	case utf8.RuneCountInString(req.Utterance) > maxUtteranceRunes:
-		return api.Errorf(api.EINVALID, "utterance is longer than %d characters", maxUtteranceRunes)
-	case strings.IndexFunc(req.Utterance, unicode.IsControl) >= 0:
-		return api.Errorf(api.EINVALID, "utterance must not contain control characters")
-	case req.Lang != "" && !validLang(req.Lang):
-		return api.Errorf(api.EINVALID, "lang must be a language tag such as en-us")
-	case len(req.Password) > 1024:
-		return api.Errorf(api.EINVALID, "password is too long")
-	}
-	return nil
-}
-
-// validLang accepts BCP 47-shaped tags: a 2-3 letter language and up to four
-// alphanumeric subtags.
-func validLang(s string) bool {
-	parts := strings.Split(s, "-")
-	if len(parts) > 5 || len(parts[0]) < 2 || len(parts[0]) > 3 {
-		return false
-	}
-	for i, p := range parts {
-		if p == "" || len(p) > 8 {
-			return false
-		}
-		for _, c := range p {
-			isLetter := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-			if !isLetter && (i == 0 || c < '0' || c > '9') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -127,3 +127,42 @@ func RequireAdmin(v AdminVerifier, failed func(r *http.Request, err error)) func
 		})
 	}
 }
+
+// KeyVerifier checks a client key credential, "<client id or alias>:<access
+// key>", and says whose it is (an Identity without a session). Failures are
+// *api.Error EUNAUTHORIZED.
+type KeyVerifier interface {
+	VerifyKey(ctx context.Context, credential string) (Identity, error)
+}
+
+// RequireClientOrKey admits requests bearing a client session token or a
+// client key credential ("<client id or alias>:<access key>", which holds a
+// colon where a JWT never does): what clients of other APIs' dialects send
+// as their API key. It puts the Identity in the context; failed, when not
+// nil, is told of every refused credential.
+func RequireClientOrKey(v SessionVerifier, k KeyVerifier, failed func(r *http.Request, err error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, ok := BearerToken(r)
+			if !ok {
+				problem.Write(w, r, api.Errorf(api.EUNAUTHORIZED, "a Bearer token or client key is required"))
+				return
+			}
+			var id Identity
+			var err error
+			if strings.Contains(tok, ":") {
+				id, err = k.VerifyKey(r.Context(), tok)
+			} else {
+				id, err = v.VerifySession(r.Context(), tok)
+			}
+			if err != nil {
+				if failed != nil {
+					failed(r, err)
+				}
+				problem.Write(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		})
+	}
+}

@@ -94,3 +94,47 @@ func TestRefuseQueryCredentials(t *testing.T) {
 		t.Errorf("ticket and wait are allowed: %d", w.Code)
 	}
 }
+
+type keyVerifier map[string]string // credential -> client id
+
+func (k keyVerifier) VerifyKey(_ context.Context, cred string) (middleware.Identity, error) {
+	if id, ok := k[cred]; ok {
+		return middleware.Identity{ClientID: id}, nil
+	}
+	return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
+}
+
+func TestRequireClientOrKey(t *testing.T) {
+	v := verifier{"good": "kitchen"}
+	k := keyVerifier{"porch:gwk_right": "porch"}
+	var failures int
+	var seen middleware.Identity
+	h := middleware.RequireClientOrKey(v, k, func(*http.Request, error) { failures++ })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = middleware.IdentityFrom(r.Context())
+	}))
+	cases := []struct {
+		name, header, client string
+		want                 int
+		failed               bool
+	}{
+		{"no header", "", "", 401, false},
+		{"a session token", "Bearer good", "kitchen", 200, false},
+		{"a client key", "Bearer porch:gwk_right", "porch", 200, false},
+		{"a wrong key", "Bearer porch:gwk_wrong", "", 401, true},
+		{"a wrong token", "Bearer bad", "", 401, true},
+		{"a key is not a token", "Bearer gwk_right", "", 401, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			failures, seen = 0, middleware.Identity{}
+			req := httptest.NewRequest("GET", "/", nil)
+			if c.header != "" {
+				req.Header.Set("Authorization", c.header)
+			}
+			w := serve(t, h, req)
+			if w.Code != c.want || seen.ClientID != c.client || (failures == 1) != c.failed {
+				t.Fatalf("status %d, identity %+v, failures %d", w.Code, seen, failures)
+			}
+		})
+	}
+}

@@ -259,6 +259,7 @@ type Pending struct {
 	timer   *time.Timer
 	doneCh  chan struct{} // closed when handling ended
 	askedCh chan struct{} // closed when asked became true
+	changed chan struct{} // closed at the next change Progress can see; nil until asked for
 }
 
 // ID returns the utterance id: the "id" of POST /v1/utterances and the
@@ -294,6 +295,44 @@ func (p *Pending) Wait(ctx context.Context) api.UtteranceResult {
 		SessionID: p.sessionID,
 		Status:    status,
 		Speech:    speech,
+	}
+}
+
+// Progress returns the speech collected after the first from items, the
+// status so far ("" while handling goes on, awaiting_response once the
+// assistant asked a follow-up question, else how handling ended), and a
+// channel closed at the next change: more speech, the question, the end. It
+// never blocks, so that a stream can wait on the channel beside its
+// heartbeat and its request. Speech is collected only for an utterance sent
+// with collect.
+func (p *Pending) Progress(from int) (speech []api.Speech, status string, changed <-chan struct{}) {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	if from < 0 {
+		from = 0
+	}
+	if from < len(p.speech) {
+		speech = make([]api.Speech, len(p.speech)-from)
+		copy(speech, p.speech[from:])
+	}
+	status = p.status
+	if status == "" && p.asked {
+		status = api.StatusAwaitingResponse
+	}
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+		if p.status != "" {
+			close(p.changed) // nothing will change any more
+		}
+	}
+	return speech, status, p.changed
+}
+
+// notify wakes whoever waits on Progress's channel. b.mu held.
+func (p *Pending) notify() {
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
 	}
 }
 
@@ -534,6 +573,7 @@ func (b *Bridge) discard(p *Pending) {
 	b.unlink(p)
 	delete(b.utts, p.id)
 	close(p.doneCh)
+	p.notify()
 }
 
 // remember keeps the ended p's id in the bounded recent memory. b.mu held.
@@ -556,6 +596,7 @@ func (b *Bridge) end(p *Pending, status string) {
 	b.unlink(p)
 	b.remember(p)
 	close(p.doneCh)
+	p.notify()
 	if p.dry {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -211,6 +212,21 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 			b.cfg.Observe(ObserveSpeak, b.cfg.Now().Sub(p.start))
 		}
 	}
+	asked := p.asked
+	p.hear(ev)
+	if asked {
+		// The assistant goes on with a follow-up question the client
+		// answered: what it says now, still in the question's context, is
+		// also the answer's result (OVOS's get_response keeps the handler's
+		// message, so nothing names the answering utterance).
+		if a := b.answering(p); a != nil {
+			a.hear(ev)
+		}
+	}
+}
+
+// hear collects ev's speech for p's result and notes a question. b.mu held.
+func (p *Pending) hear(ev api.SpeakEvent) {
 	if p.collect && len(p.speech) < maxSpeech && p.nbytes+len(ev.Utterance) <= maxSpeechBytes {
 		p.speech = append(p.speech, api.Speech{Utterance: ev.Utterance, ExpectResponse: ev.ExpectResponse})
 		p.nbytes += len(ev.Utterance)
@@ -219,6 +235,20 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 		p.asked = true
 		close(p.askedCh)
 	}
+	p.notify()
+}
+
+// answering is the utterance that answers p's follow-up question: the first
+// one of p's session sent after p and still pending. b.mu held.
+func (b *Bridge) answering(p *Pending) *Pending {
+	s := b.sessions[p.sessionID]
+	if s == nil {
+		return nil
+	}
+	if i := slices.Index(s.pending, p); i >= 0 && i+1 < len(s.pending) {
+		return s.pending[i+1]
+	}
+	return nil
 }
 
 // jsonString is raw as a string, or "" when raw is not a JSON string.

@@ -77,11 +77,30 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	if e != nil {
 		p.Intent = e.Intent
 	}
+	var body any = p
+	if shape, ok := r.Context().Value(shapeKey{}).(Shape); ok {
+		body = shape(p)
+	}
 	h.Set("Content-Type", ContentType)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(p)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Shape turns a problem into the body a route of another API's dialect
+// sends: the problem's members, plus what that dialect's clients read (an
+// OpenAI client reads an "error" object). It sees only what Write would
+// show, never the cause.
+type Shape func(p api.Problem) any
+
+type shapeKey struct{}
+
+// WithShape returns ctx under which Write sends its problems through shape:
+// set by a middleware in front of a dialect's routes, so that every refusal
+// on them, by the authentication, the limits or the handler, speaks it.
+func WithShape(ctx context.Context, shape Shape) context.Context {
+	return context.WithValue(ctx, shapeKey{}, shape)
 }
 
 type causeKey struct{}

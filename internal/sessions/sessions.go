@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -69,6 +70,7 @@ type Sessions struct {
 	bridge  Forgetter
 	log     *slog.Logger
 	hashing chan struct{}
+	keys    verifiedKeys
 }
 
 // New builds Sessions. streams and bridge may be nil (the command line has
@@ -89,7 +91,9 @@ func New(cfg Config, t *tokens.Tokens, c Clients, streams Kicker, bridge Forgett
 	return &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing)}, nil
 }
 
-var errLogin = api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
+// ErrWrongKey refuses an unknown client or a wrong access key (a login, a
+// client key credential): a guess, which callers count towards a ban.
+var ErrWrongKey = api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
 
 // Refusals of a genuine session that has ended: not a guess, so callers
 // need not count them towards a ban.
@@ -102,51 +106,9 @@ var (
 // session. An unknown client costs the same time as a wrong key, so the
 // answer does not tell which it was.
 func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error) {
-	if len(r.ClientID) > 200 || len(r.AccessKey) > 1024 {
-		return api.SessionResponse{}, api.Errorf(api.EINVALID, "client_id or access_key is too long")
-	}
-	c, err := s.clients.ResolveClient(ctx, r.ClientID)
-	known := err == nil
-	if err != nil && api.ErrorCode(err) != api.ENOTFOUND {
-		return api.SessionResponse{}, err
-	}
-	// The slow-down is per client, whichever of its names is used.
-	throttleKey := r.ClientID
-	if known {
-		throttleKey = c.ID
-	}
-	if th := s.cfg.Throttle; th != nil {
-		if d := th.LoginDelay(throttleKey); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return api.SessionResponse{}, ctx.Err()
-			case <-t.C:
-			}
-		}
-	}
-	select {
-	case s.hashing <- struct{}{}:
-		defer func() { <-s.hashing }()
-	case <-ctx.Done():
-		return api.SessionResponse{}, ctx.Err()
-	}
-	if !known {
-		keys.VerifyDummy(r.AccessKey.Reveal())
-		s.loginFailed(throttleKey)
-		return api.SessionResponse{}, errLogin
-	}
-	ok, err := keys.Verify(c.KeyHash, r.AccessKey.Reveal())
+	c, err := s.checkKey(ctx, r.ClientID, r.AccessKey.Reveal())
 	if err != nil {
 		return api.SessionResponse{}, err
-	}
-	if !ok {
-		s.loginFailed(c.ID)
-		return api.SessionResponse{}, errLogin
-	}
-	if s.cfg.Throttle != nil {
-		s.cfg.Throttle.LoginSucceeded(c.ID)
 	}
 	tok, claims, err := s.tokens.Issue(c.ID, c.KeyVersion)
 	if err != nil {
@@ -161,6 +123,106 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 		ClientID:  c.ID,
 		SessionID: claims.SessionID,
 	}, nil
+}
+
+// checkKey checks the access key of the client named by id or alias, as a
+// login does: slowed down per client after failures, at most MaxHashing
+// Argon2id checks at once, and an unknown client costing the time of a wrong
+// key.
+func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string) (store.Client, error) {
+	if len(idOrAlias) > 200 || len(key) > 1024 {
+		return store.Client{}, api.Errorf(api.EINVALID, "client_id or access_key is too long")
+	}
+	c, err := s.clients.ResolveClient(ctx, idOrAlias)
+	known := err == nil
+	if err != nil && api.ErrorCode(err) != api.ENOTFOUND {
+		return store.Client{}, err
+	}
+	// The slow-down is per client, whichever of its names is used.
+	throttleKey := idOrAlias
+	if known {
+		throttleKey = c.ID
+	}
+	if th := s.cfg.Throttle; th != nil {
+		if d := th.LoginDelay(throttleKey); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return store.Client{}, ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-ctx.Done():
+		return store.Client{}, ctx.Err()
+	}
+	if !known {
+		keys.VerifyDummy(key)
+		s.loginFailed(throttleKey)
+		return store.Client{}, ErrWrongKey
+	}
+	ok, err := keys.Verify(c.KeyHash, key)
+	if err != nil {
+		return store.Client{}, err
+	}
+	if !ok {
+		s.loginFailed(c.ID)
+		return store.Client{}, ErrWrongKey
+	}
+	if s.cfg.Throttle != nil {
+		s.cfg.Throttle.LoginSucceeded(c.ID)
+	}
+	return c, nil
+}
+
+// KeySeparator parts the client from its access key in a client key
+// credential, "<client id or alias>:<access key>": what an OpenAI client
+// sends as its API key (Authorization: Bearer kitchen:gwk_...). An access
+// key alone does not say whose it is, and finding out would cost an Argon2id
+// check per client.
+const KeySeparator = ":"
+
+// VerifyKey checks a client key credential ("<client id or alias>:<access
+// key>", see KeySeparator). The Argon2id check runs once (as a login does,
+// throttled and bounded); the verdict is then remembered by the SHA-256 of
+// the credential, as tokens are, and a later use checks only that the client
+// still exists with the same key. The identity it returns has no session:
+// the caller names the conversation. Failures are *api.Error EUNAUTHORIZED
+// (ErrWrongKey, ErrClientGone, ErrKeyChanged).
+func (s *Sessions) VerifyKey(ctx context.Context, credential string) (middleware.Identity, error) {
+	idOrAlias, key, ok := strings.Cut(credential, KeySeparator)
+	if !ok || idOrAlias == "" || !strings.HasPrefix(key, keys.AccessKeyPrefix) || len(credential) > 1300 {
+		return middleware.Identity{}, ErrWrongKey
+	}
+	h := sha256.Sum256([]byte(credential))
+	if k, ok := s.keys.get(h); ok {
+		c, err := s.clients.Client(ctx, k.clientID)
+		switch {
+		case err == nil && c.KeyVersion == k.keyVersion:
+			return middleware.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
+		case err == nil:
+			s.keys.drop(h)
+			return middleware.Identity{}, ErrKeyChanged
+		case api.ErrorCode(err) == api.ENOTFOUND:
+			s.keys.drop(h)
+			return middleware.Identity{}, ErrClientGone
+		default:
+			return middleware.Identity{}, err
+		}
+	}
+	c, err := s.checkKey(ctx, idOrAlias, key)
+	if err != nil {
+		if api.ErrorCode(err) == api.EINVALID {
+			return middleware.Identity{}, ErrWrongKey
+		}
+		return middleware.Identity{}, err
+	}
+	s.keys.put(h, verifiedKey{clientID: c.ID, keyVersion: c.KeyVersion})
+	return middleware.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 }
 
 func (s *Sessions) loginFailed(clientID string) {
