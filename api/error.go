@@ -24,7 +24,17 @@ const (
 	EBLACKLISTED      = "blacklisted"
 	EMETHOD           = "method-not-allowed"
 	ETIMEOUT          = "request-timeout"
+	// EASSISTANTTIMEOUT: the assistant did not finish in time (a dialect's
+	// answer that has nothing else to say).
+	EASSISTANTTIMEOUT = "assistant-timeout"
+	// EASSISTANT: handling failed on the assistant's side (the bus link
+	// dropped while it was handling).
+	EASSISTANT = "assistant-error"
 )
+
+// IntentPasswordHeader carries a protected intent's password, on any route
+// that takes an utterance.
+const IntentPasswordHeader = "X-Intent-Password"
 
 // Error is an error meant for the caller: Code says what kind of failure it is
 // and Detail says it in words that are safe to show (never a secret, never an

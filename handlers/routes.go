@@ -7,6 +7,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/handlers/openai"
 	"github.com/ovosgw/gateway/internal/problem"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -65,6 +66,23 @@ func (s *Server) routes() http.Handler {
 	// under the body limit.
 	r.Get("/v1/clients/{client}/events", s.wrap(s.handleEvents))
 
+	// OpenAI's chat completions, with a session token or a client key
+	// (handlers/openai): every refusal also carries OpenAI's error object,
+	// and a request may carry a long history. The streamed answer is
+	// under no timeout, as the event stream.
+	r.Group(func(r chi.Router) {
+		r.Use(
+			openai.Errors,
+			middleware.BodyLimit(s.cfg.MaxChatBodyBytes),
+			middleware.RequireClientOrKey(s.deps.Sessions, s.deps.Sessions, s.cfg.AuthFailed),
+		)
+		r.Get("/v1/models", s.openai.ServeModels)
+		r.With(
+			s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
+			s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+		).Post("/v1/chat/completions", s.openai.ServeChat)
+	})
+
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.BodyLimit(s.cfg.MaxBodyBytes), middleware.BodyTimeout(s.cfg.BodyTimeout))
 		r.With(s.limit(s.deps.Limits.LoginPerAddr, middleware.ByAddr)).Post("/v1/sessions", s.wrap(s.handleLogin))
@@ -80,6 +98,16 @@ func (s *Server) routes() http.Handler {
 				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
 				s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
 			).Post("/v1/utterances", s.wrap(s.handleUtterance))
+		})
+
+		// Home Assistant's conversation API, with a session token or a
+		// client key (handlers/hass).
+		r.Group(func(r chi.Router) {
+			r.Use(middleware.RequireClientOrKey(s.deps.Sessions, s.deps.Sessions, s.cfg.AuthFailed))
+			r.With(
+				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
+				s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+			).Method(http.MethodPost, "/api/conversation/process", s.hass)
 		})
 
 		// The admin, with the admin token.

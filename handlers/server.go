@@ -16,6 +16,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/handlers/hass"
+	"github.com/ovosgw/gateway/handlers/openai"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -24,6 +26,7 @@ import (
 type Sessions interface {
 	middleware.SessionVerifier
 	middleware.AdminVerifier
+	middleware.KeyVerifier
 	Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error)
 	Logout(ctx context.Context, id middleware.Identity) error
 	Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error)
@@ -48,6 +51,7 @@ type Clients interface {
 // soon as the utterance is on the bus.
 type Utterances interface {
 	Say(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
+	openai.Talker
 }
 
 // Streams hands out subscriptions to clients' event streams.
@@ -98,6 +102,9 @@ type Config struct {
 	// BodyTimeout bounds the time a client takes to send a request body
 	// (default 10s; the event stream has none).
 	BodyTimeout time.Duration
+	// MaxChatBodyBytes caps chat completion requests, which carry the
+	// client's whole history (default 1 MiB).
+	MaxChatBodyBytes int64
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// SecureCookies marks the session cookie Secure (set when serving TLS).
@@ -153,6 +160,8 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	handler   http.Handler
+	openai    *openai.Handler
+	hass      *hass.Handler
 }
 
 // New validates cfg and deps, fills defaults and builds the routes.
@@ -169,6 +178,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = 10 * time.Second
 	}
+	if cfg.MaxChatBodyBytes <= 0 {
+		cfg.MaxChatBodyBytes = 1 << 20
+	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
@@ -182,6 +194,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg.MaxWait = 2 * time.Minute
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, closing: make(chan struct{})}
+	var err error
+	s.openai, err = openai.New(openai.Config{
+		MaxWait: cfg.MaxWait, Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout,
+		Closing: s.closing, Logger: cfg.Logger,
+	}, deps.Utterances)
+	if err != nil {
+		return nil, err
+	}
+	if s.hass, err = hass.New(hass.Config{MaxWait: cfg.MaxWait}, deps.Utterances); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }

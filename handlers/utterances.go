@@ -13,7 +13,7 @@ import (
 const (
 	// IntentPasswordHeader may carry a protected intent's password instead of
 	// the body's "password" member.
-	IntentPasswordHeader = "X-Intent-Password"
+	IntentPasswordHeader = api.IntentPasswordHeader
 )
 
 // handleUtterance puts an utterance on the bus: 202 at once, or with ?wait=

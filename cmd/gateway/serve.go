@@ -320,6 +320,10 @@ func failureReason(r *http.Request, err error) string {
 	switch {
 	case r.URL.Path == "/v1/sessions":
 		return "login"
+	case errors.Is(err, sessions.ErrWrongKey):
+		// A client key credential on a dialect's route (OpenAI's, Home
+		// Assistant's): a login by another name.
+		return "client-key"
 	case api.ErrorCode(err) == api.EFORBIDDEN:
 		return "admin-token"
 	case errors.Is(err, sessions.ErrClientGone):
@@ -335,7 +339,7 @@ func failureReason(r *http.Request, err error) string {
 // that ended.
 func isGuess(reason string) bool {
 	switch reason {
-	case "login", "admin-token", "token-" + tokens.ReasonInvalid, "token-" + tokens.ReasonMalformed:
+	case "login", "client-key", "admin-token", "token-" + tokens.ReasonInvalid, "token-" + tokens.ReasonMalformed:
 		return true
 	}
 	return false

@@ -43,6 +43,10 @@ func Status(code string) int {
 		return http.StatusTooManyRequests
 	case api.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case api.EASSISTANT:
+		return http.StatusBadGateway
+	case api.EASSISTANTTIMEOUT:
+		return http.StatusGatewayTimeout
 	default:
 		return http.StatusInternalServerError
 	}
@@ -79,7 +83,7 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var body any = p
 	if shape, ok := r.Context().Value(shapeKey{}).(Shape); ok {
-		body = shape(p)
+		body = shape(p, err)
 	}
 	h.Set("Content-Type", ContentType)
 	h.Set("Cache-Control", "no-store")
@@ -90,9 +94,9 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 
 // Shape turns a problem into the body a route of another API's dialect
 // sends: the problem's members, plus what that dialect's clients read (an
-// OpenAI client reads an "error" object). It sees only what Write would
-// show, never the cause.
-type Shape func(p api.Problem) any
+// OpenAI client reads an "error" object). err is the refusal, for the
+// dialect's own details; its cause is never to be shown.
+type Shape func(p api.Problem, err error) any
 
 type shapeKey struct{}
 
