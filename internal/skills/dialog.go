@@ -67,6 +67,15 @@ func say(in Intent) utterance {
 	return utterance{text: w, dialog: "say", data: map[string]any{"words": w}}
 }
 
+// countTo3 is what the count skill says, one speak each.
+func countTo3() []utterance {
+	var out []utterance
+	for i, w := range []string{"One.", "Two.", "Three."} {
+		out = append(out, utterance{text: w, dialog: "count", data: map[string]any{"number": i + 1}})
+	}
+	return out
+}
+
 func quizAsk() utterance {
 	return utterance{text: quizQuestion, dialog: "quiz.question", data: map[string]any{}}
 }

@@ -105,6 +105,15 @@ func (s *Skills) runIntent(ctx context.Context, m *message, in Intent, lang stri
 		if answered, ok = s.quiz(ctx, b, m.sessionID(), lang); !ok {
 			return
 		}
+	case IntentCount:
+		// The one built-in skill that speaks more than once in one handler:
+		// each number is its own speak, as a skill calling speak_dialog in
+		// a loop sends them (and a stream shows them one by one).
+		for _, u := range countTo3() {
+			if s.emit(ctx, s.speak(b, in.SkillID, lang, u, false)) != nil {
+				return
+			}
+		}
 	default:
 		if s.emit(ctx, s.speak(b, in.SkillID, lang, s.respond(in), false)) != nil {
 			return

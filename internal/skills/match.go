@@ -17,6 +17,7 @@ const (
 	SkillJoke     = "joke.builtin"
 	SkillSay      = "say.builtin"
 	SkillQuiz     = "quiz.builtin"
+	SkillCount    = "count.builtin"
 
 	IntentHello = SkillGreeting + ":HelloIntent"
 	IntentTime  = SkillTime + ":TimeIntent"
@@ -24,6 +25,7 @@ const (
 	IntentJoke  = SkillJoke + ":JokeIntent"
 	IntentSay   = SkillSay + ":SayIntent"
 	IntentQuiz  = SkillQuiz + ":QuizIntent"
+	IntentCount = SkillCount + ":CountIntent"
 )
 
 // Intent is what the matcher found for an utterance: enough to build the
@@ -113,6 +115,8 @@ func builtinRules() []rule {
 		{SkillSay, "SayIntent", "SaySkill.handle_say", matchSay},
 		{SkillQuiz, "QuizIntent", "QuizSkill.handle_quiz", phrases(SkillQuiz, "Quiz",
 			"ask me something", "ask me anything", "ask me a question", "quiz me", "quiz")},
+		{SkillCount, "CountIntent", "CountSkill.handle_count", phrases(SkillCount, "Count",
+			"count to three", "count to 3", "count")},
 		{SkillJoke, "JokeIntent", "JokeSkill.handle_joke", phrases(SkillJoke, "Joke",
 			"joke", "jokes")},
 		{SkillDate, "DateIntent", "DateSkill.handle_date", phrases(SkillDate, "Date",

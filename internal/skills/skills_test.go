@@ -981,3 +981,19 @@ func TestRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestCountSpeaksThreeTimes: the count skill is the built-in path that
+// speaks more than once in one handler, each number its own speak, all
+// before the handler completes.
+func TestCountSpeaksThreeTimes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{})
+		defer h.stop()
+		got := h.send(kitchen.utterance(t, "count to three", "u1"))
+		wantTypes(t, got, SkillCount+".activate", IntentCount, api.TypeHandlerStart,
+			api.TypeSpeak, api.TypeSpeak, api.TypeSpeak, api.TypeHandlerComplete, api.TypeUtteranceHandled)
+		for i, w := range []string{"One.", "Two.", "Three."} {
+			wantSpeak(t, got[3+i], SkillCount, w, false)
+		}
+	})
+}
