@@ -68,15 +68,16 @@ func (s *Server) routes() http.Handler {
 
 	// OpenAI's chat completions, with a session token or a client key
 	// (handlers/openai): every refusal also carries OpenAI's error object,
-	// and a request may carry a long history. The streamed answer is
-	// under no timeout, as the event stream.
+	// and a request may carry a long history. The body timeout is lifted
+	// once the body is in, so a streamed answer is under none.
 	r.Group(func(r chi.Router) {
 		r.Use(
 			openai.Errors,
 			middleware.BodyLimit(s.cfg.MaxChatBodyBytes),
+			middleware.BodyTimeout(s.cfg.BodyTimeout),
 			middleware.RequireClientOrKey(s.deps.Sessions, s.deps.Sessions, s.cfg.AuthFailed),
 		)
-		r.Get("/v1/models", s.openai.ServeModels)
+		getHead(r, "/v1/models", http.HandlerFunc(s.openai.ServeModels))
 		r.With(
 			s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
 			s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
