@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	debugbuildinfo "debug/buildinfo"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/buildinfo"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 )
 
@@ -181,4 +185,38 @@ func assertNoPlainSecret(t *testing.T, dir string, secrets ...string) {
 		}
 		return nil
 	})
+}
+
+// `gateway --version` prints the build the binary carries (module version,
+// VCS revision, Go version), and /metrics says the same in
+// gateway_build_info.
+func TestVersion(t *testing.T) {
+	want := "gateway " + buildinfo.Read().String() + "\n"
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		out, err := runCLI(t, t.TempDir(), "", args...)
+		if err != nil || out != want {
+			t.Errorf("%v: %q, %v; want %q", args, out, err, want)
+		}
+	}
+	// The real binary: its line is what its own build information says.
+	bin := gatewaytest.Binary(t)
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := debugbuildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := buildinfo.From(bi)
+	if got := string(out); got != "gateway "+info.String()+"\n" || !strings.Contains(got, runtime.Version()) {
+		t.Errorf("binary: %q, want %q", got, "gateway "+info.String())
+	}
+
+	g := startGateway(t, nil)
+	bi2 := buildinfo.Read()
+	sample := `gateway_build_info{goversion="` + bi2.GoVersion + `",revision="` + bi2.Revision + `",version="` + bi2.Version + `"}`
+	if v := scrape(t, g, sample); v != 1 {
+		t.Errorf("%s = %v, want 1", sample, v)
+	}
 }

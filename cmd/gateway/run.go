@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/ovosgw/gateway/internal/buildinfo"
 	"github.com/ovosgw/gateway/internal/settings"
 )
 
@@ -24,6 +25,7 @@ Usage:
   gateway blacklist add CIDR [--ttl D] [--reason R] | list | remove CIDR
   gateway intents protect PATTERN | list | unprotect PATTERN   (the password is read from the terminal or standard input)
   gateway healthcheck                     exit 0 when the server at --addr answers /healthz
+  gateway --version                       the build: module version, VCS revision, Go version
 
 Every command takes the settings below as flags or GATEWAY_* environment variables;
 the commands work on the same --data-dir as the server.
@@ -39,7 +41,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") && cmd == "serve" {
+		cmd = "version"
+	}
 	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "gateway", buildinfo.Read())
+		return nil
 	case "serve":
 		fs, vals := newFlagSet("serve", stderr)
 		if err := fs.Parse(args); err != nil {

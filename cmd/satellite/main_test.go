@@ -14,6 +14,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/buildinfo"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/messagebus"
 	"github.com/ovosgw/gateway/internal/skills"
@@ -223,5 +224,16 @@ func TestBridgeCommand(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+// `satellite --version` prints the build the binary carries.
+func TestVersion(t *testing.T) {
+	want := "satellite " + buildinfo.Read().String() + "\n"
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		var out, errOut strings.Builder
+		if err := run(context.Background(), args, getenvOf(nil), strings.NewReader(""), &out, &errOut); err != nil || out.String() != want {
+			t.Errorf("%v: %q, %v; want %q", args, out.String(), err, want)
+		}
 	}
 }

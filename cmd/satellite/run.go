@@ -16,6 +16,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/buildinfo"
 	"github.com/ovosgw/gateway/internal/satellite"
 )
 
@@ -37,6 +38,7 @@ const usage = `satellite is the device client of the voice gateway.
 Usage:
   satellite chat [flags]     read utterances line by line from standard input, print each spoken answer
   satellite bridge [flags]   beside a device's own assistant: answer locally first, ask the gateway on an intent failure
+  satellite --version        the build: module version, VCS revision, Go version
 
   echo "what time is it" | SATELLITE_KEY=... satellite chat --gateway http://127.0.0.1:8080 --client kitchen
 
@@ -54,6 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "chat", "bridge":
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "satellite", buildinfo.Read())
+		return nil
 	case "help", "-h", "--help", "-help":
 		fs, _ := newFlagSet("", stdout)
 		fs.SetOutput(stdout)

@@ -18,6 +18,7 @@ import (
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/buildinfo"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/intentgate"
 )
@@ -103,10 +104,17 @@ func New() *Metrics {
 			Buckets: latencyBuckets,
 		}),
 	}
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "build_info",
+		Help:        "Always 1; its labels say which build runs: the module version, the VCS revision and the Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
+	})
+	build.Set(1)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.authFailures, m.latency, m.dryRun,
+		m.requests, m.duration, m.authFailures, m.latency, m.dryRun, build,
 	)
 	return m
 }
