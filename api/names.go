@@ -20,11 +20,24 @@ import (
 // error naming it. data must be valid JSON: ExactNames is meant to run once
 // encoding/json has decoded it.
 func ExactNames(data []byte, v any) error {
+	return checkNames(data, v, false)
+}
+
+// NoFoldedNames is ExactNames for bodies that may carry members nobody
+// knows (other APIs' dialects, whose clients send more than the gateway
+// reads): those pass, but a member that names a field only when folded
+// ("MESSAGES" beside "messages") is still an error, since encoding/json
+// would take it for the field where the API it speaks would not.
+func NoFoldedNames(data []byte, v any) error {
+	return checkNames(data, v, true)
+}
+
+func checkNames(data []byte, v any, unknownOK bool) error {
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return err
 	}
-	return exactNames(doc, reflect.TypeOf(v))
+	return exactNames(doc, reflect.TypeOf(v), unknownOK)
 }
 
 var (
@@ -32,7 +45,7 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-func exactNames(doc any, t reflect.Type) error {
+func exactNames(doc any, t reflect.Type, unknownOK bool) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -44,7 +57,7 @@ func exactNames(doc any, t reflect.Type) error {
 		switch t.Kind() {
 		case reflect.Map: // its names are its own; its values may be structs
 			for _, e := range d {
-				if err := exactNames(e, t.Elem()); err != nil {
+				if err := exactNames(e, t.Elem(), unknownOK); err != nil {
 					return err
 				}
 			}
@@ -62,9 +75,12 @@ func exactNames(doc any, t reflect.Type) error {
 		for _, name := range names {
 			ft, ok := fields[name]
 			if !ok {
+				if unknownOK && !foldsToField(name, fields) {
+					continue
+				}
 				return &NameError{Name: name}
 			}
-			if err := exactNames(d[name], ft); err != nil {
+			if err := exactNames(d[name], ft, unknownOK); err != nil {
 				return err
 			}
 		}
@@ -73,7 +89,7 @@ func exactNames(doc any, t reflect.Type) error {
 			return nil
 		}
 		for _, e := range d {
-			if err := exactNames(e, t.Elem()); err != nil {
+			if err := exactNames(e, t.Elem(), unknownOK); err != nil {
 				return err
 			}
 		}
@@ -115,6 +131,17 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 		fields[name] = ft
 	}
 	return fields
+}
+
+// foldsToField says whether name names one of fields when case is folded,
+// as encoding/json matches them.
+func foldsToField(name string, fields map[string]reflect.Type) bool {
+	for f := range fields {
+		if strings.EqualFold(f, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // NameError is a JSON member that names no field exactly.

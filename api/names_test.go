@@ -65,3 +65,20 @@ func TestExactNames(t *testing.T) {
 		})
 	}
 }
+
+// NoFoldedNames lets members nobody knows pass, but not a known name in
+// another case.
+func TestNoFoldedNames(t *testing.T) {
+	for doc, bad := range map[string]string{
+		`{"id":"a","extra":1,"inner":{"name":"n","more":[1]}}`: "",
+		`{"ID":"a"}`:                      "ID",
+		`{"id":"a","inner":{"Name":"n"}}`: "Name",
+		`{"list":[{"nAME":"x"}]}`:         "nAME",
+	} {
+		err := api.NoFoldedNames([]byte(doc), &outer{})
+		var ne *api.NameError
+		if (bad == "") != (err == nil) || (bad != "" && (!errors.As(err, &ne) || ne.Name != bad)) {
+			t.Errorf("%s: %v, want %q", doc, err, bad)
+		}
+	}
+}

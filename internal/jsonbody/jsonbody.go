@@ -21,11 +21,11 @@ import (
 // Decode reads exactly one JSON object from the body into v: the media type
 // must be JSON (415), the body must fit the limit (413) and arrive in time
 // (408), be valid UTF-8 (encoding/json would otherwise replace bad bytes
-// silently) and hold nothing after the object (400). When strict, it must
-// also name no unknown member, and names are matched exactly, as documented
-// (not in any case as encoding/json would). Other APIs' dialects are not
+// silently) and hold nothing after the object (400). Names are matched
+// exactly, as documented (not in any case as encoding/json would). When
+// strict, it must also name no unknown member. Other APIs' dialects are not
 // strict: their clients send members the gateway does not know, which those
-// APIs ignore too.
+// APIs ignore too; but a known member's name in another case is refused.
 func Decode(r *http.Request, v any, strict bool) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
@@ -63,11 +63,15 @@ func Decode(r *http.Request, v any, strict bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return api.Errorf(api.EINVALID, "the body must hold a single JSON object")
 	}
-	// encoding/json matched names in any case; the API's are exact.
+	// encoding/json matched names in any case; the API's are exact. Not
+	// strict, members nobody knows pass, but one that names a field in
+	// another case is refused: the API spoken would not read it as that
+	// field.
+	check := api.ExactNames
 	if !strict {
-		return nil
+		check = api.NoFoldedNames
 	}
-	if err := api.ExactNames(trimmed, v); err != nil {
+	if err := check(trimmed, v); err != nil {
 		return api.Errorf(api.EINVALID, "%s", err)
 	}
 	return nil
