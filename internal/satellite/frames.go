@@ -43,10 +43,7 @@ func notForwarded(f *api.Frame) string {
 			return "sent by the gateway for a client"
 		}
 	}
-	var c struct {
-		Reemitted json.RawMessage `json:"satellite_reemitted"`
-	}
-	if json.Unmarshal(f.Context, &c) == nil && string(c.Reemitted) == "true" {
+	if string(api.Member(f.Context, ReemittedKey)) == "true" {
 		return "re-emitted by a satellite"
 	}
 	return ""
@@ -54,33 +51,28 @@ func notForwarded(f *api.Frame) string {
 
 // parseUtterance reads a recognizer_loop:utterance of the device: its first
 // transcription, its language (data, then context, then session) and its
-// session as it came.
+// session as it came. Members are read by their exact names, as the
+// device's assistant reads them (api.Member).
 func parseUtterance(f *api.Frame) (localUtterance, error) {
-	var d struct {
-		Utterances []json.RawMessage `json:"utterances"`
-		Lang       json.RawMessage   `json:"lang"`
-	}
-	if err := json.Unmarshal(f.Data, &d); err != nil {
-		return localUtterance{}, errors.New("data is not an utterance")
+	var utterances []json.RawMessage
+	if raw := api.Member(f.Data, "utterances"); len(raw) > 0 && raw[0] != 'n' {
+		if err := json.Unmarshal(raw, &utterances); err != nil {
+			return localUtterance{}, errors.New("data is not an utterance")
+		}
 	}
 	var text string
-	if len(d.Utterances) == 0 || json.Unmarshal(d.Utterances[0], &text) != nil || strings.TrimSpace(text) == "" {
+	if len(utterances) == 0 || json.Unmarshal(utterances[0], &text) != nil || strings.TrimSpace(text) == "" {
 		return localUtterance{}, errors.New("no utterances in data")
 	}
-	var c struct {
-		Lang    json.RawMessage `json:"lang"`
-		Session json.RawMessage `json:"session"`
-	}
-	_ = json.Unmarshal(f.Context, &c)
 	u := localUtterance{text: strings.TrimSpace(text), source: f.Route.Source, sessionID: sessionKey(f.Route.SessionID)}
-	if len(c.Session) > 0 && c.Session[0] == '{' {
-		u.session = c.Session
+	if sess := api.Member(f.Context, "session"); len(sess) > 0 && sess[0] == '{' {
+		u.session = sess
 	}
-	var s struct {
-		Lang json.RawMessage `json:"lang"`
+	var sessionLang json.RawMessage
+	if u.session != nil {
+		sessionLang = api.Member(u.session, "lang")
 	}
-	_ = json.Unmarshal(u.session, &s)
-	for _, raw := range []json.RawMessage{d.Lang, c.Lang, s.Lang} {
+	for _, raw := range []json.RawMessage{api.Member(f.Data, "lang"), api.Member(f.Context, "lang"), sessionLang} {
 		var l string
 		if json.Unmarshal(raw, &l) == nil && l != "" {
 			u.lang = gatewayLang(l)
@@ -112,13 +104,11 @@ func gatewayLang(l string) string {
 // failureText is the utterance a complete_intent_failure names (OVOS
 // repeats the utterance's data), "" when it names none.
 func failureText(f *api.Frame) string {
-	var d struct {
-		Utterances []string `json:"utterances"`
-	}
-	if json.Unmarshal(f.Data, &d) != nil || len(d.Utterances) == 0 {
+	var utterances []string
+	if json.Unmarshal(api.Member(f.Data, "utterances"), &utterances) != nil || len(utterances) == 0 {
 		return ""
 	}
-	return strings.TrimSpace(d.Utterances[0])
+	return strings.TrimSpace(utterances[0])
 }
 
 // speakMessage is the gateway's answer as the device's speaker takes it: a
@@ -170,14 +160,9 @@ func forwardedMessage(raw []byte) (api.Message, error) {
 // contextUtteranceID is the gateway's utterance id a bus message carries in
 // its context, "" when none.
 func contextUtteranceID(raw []byte) string {
-	var m struct {
-		Context struct {
-			UtteranceID json.RawMessage `json:"utterance_id"`
-		} `json:"context"`
-	}
 	var s string
-	if json.Unmarshal(raw, &m) == nil && json.Unmarshal(m.Context.UtteranceID, &s) == nil {
-		return s
+	if !json.Valid(raw) || json.Unmarshal(api.Member(api.Member(raw, "context"), "utterance_id"), &s) != nil {
+		return ""
 	}
-	return ""
+	return s
 }

@@ -148,6 +148,11 @@ func TestParseUtterance(t *testing.T) {
 		{name: "empty utterance", raw: `{"type":"recognizer_loop:utterance","data":{"utterances":[" "]}}`},
 		{name: "utterances not strings", raw: `{"type":"recognizer_loop:utterance","data":{"utterances":[1]}}`},
 		{name: "utterances a string", raw: `{"type":"recognizer_loop:utterance","data":{"utterances":"hi"}}`},
+		// Names are exact, as the device's assistant reads them: neither
+		// "Utterances" nor "LANG" is read.
+		{name: "utterances in another case", raw: `{"type":"recognizer_loop:utterance","data":{"Utterances":["hi"]}}`},
+		{name: "lang in another case", raw: `{"type":"recognizer_loop:utterance","data":{"utterances":["hi"],"LANG":"fr-fr"},"context":{"lang":"de-de"}}`,
+			ok: true, text: "hi", lang: "de-de", sid: "default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
