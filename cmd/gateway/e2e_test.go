@@ -79,7 +79,9 @@ func TestFollowUpQuestion(t *testing.T) {
 		t.Fatalf("question: %+v", q)
 	}
 	a := sayWait(t, g, tok, "blue")
-	if a.Status != api.StatusHandled {
+	// The reply is spoken in the question's context, yet it is what the
+	// answer got back.
+	if a.Status != api.StatusHandled || len(a.Speech) != 1 || !strings.Contains(a.Speech[0].Utterance, "You said blue") {
 		t.Fatalf("answer: %+v", a)
 	}
 	// The question's own utterance ends too, after the answer.

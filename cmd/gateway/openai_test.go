@@ -136,11 +136,21 @@ func TestOpenAIWrongKey(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
 		t.Fatalf("after the ban: %v", err)
 	}
-	// The right key from another address works, and is remembered.
+	// The right key from another address works, and is remembered...
 	for range 2 {
 		if _, err := g.sdk(t, "hall:"+key).Chat.Completions.New(context.Background(), chatParams("", "hello")); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// ...until it is rotated: the remembered credential is refused at once.
+	var rotated api.ClientKeyResponse
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/clients/hall/key", g.AdminToken, nil, &rotated), http.StatusOK)
+	_, err = g.sdk(t, "hall:"+key).Chat.Completions.New(context.Background(), chatParams("", "hello"))
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the old key after rotation: %v", err)
+	}
+	if _, err := g.sdk(t, "hall:"+rotated.AccessKey.Reveal()).Chat.Completions.New(context.Background(), chatParams("", "hello")); err != nil {
+		t.Fatalf("the new key: %v", err)
 	}
 }
 
@@ -341,5 +351,76 @@ func TestOpenAIStreamBytes(t *testing.T) {
 		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "data: ") {
 			t.Fatalf("line %q", l)
 		}
+	}
+}
+
+// "Broken" is not "not understood": an assistant that never answers is a
+// 504 (plain) or an error event (streamed); a bus link that drops while the
+// assistant handles is a 502.
+func TestOpenAIBrokenIsNotNotUnderstood(t *testing.T) {
+	addr, _ := serveBus(t, "127.0.0.1:0")
+	g := startGateway(t, map[string]string{"BUS_URL": "ws://" + addr + "/core", "UTTERANCE_TIMEOUT": "1s"})
+	key := g.createClient(t, "shed")
+	c := g.sdk(t, "shed:"+key)
+
+	// Nobody on the bus answers: the utterance times out.
+	_, err := c.Chat.Completions.New(context.Background(), chatParams("", "hello"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusGatewayTimeout || apiErr.Code != api.EASSISTANTTIMEOUT || apiErr.Type != "server_error" {
+		t.Fatalf("timeout: %v", err)
+	}
+	st := c.Chat.Completions.NewStreaming(context.Background(), chatParams("", "hello"))
+	for st.Next() {
+		if ch := st.Current(); ch.Choices[0].FinishReason != "" {
+			t.Fatalf("a timed-out stream finished as if answered: %+v", ch)
+		}
+	}
+	if err := st.Err(); err == nil || !strings.Contains(err.Error(), "did not answer in time") {
+		t.Fatalf("streamed timeout: %v", err)
+	}
+	st.Close()
+
+}
+
+// The bus link drops while the assistant handles the utterance: 502.
+func TestOpenAIAssistantFailure(t *testing.T) {
+	addr, stop := serveBus(t, "127.0.0.1:0")
+	busURL := "ws://" + addr + "/core"
+	g := startGateway(t, map[string]string{"BUS_URL": busURL})
+	key := g.createClient(t, "barn")
+	peer, err := busclient.New(busclient.Config{URL: busURL, Name: "assistant"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go peer.Run(ctx)
+	if err := peer.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	heard := make(chan struct{}, 1)
+	defer peer.Subscribe(func(f *api.Frame) {
+		if f.Type == api.TypeUtterance {
+			select {
+			case heard <- struct{}{}:
+			default:
+			}
+		}
+	})()
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.sdk(t, "barn:"+key).Chat.Completions.New(context.Background(), chatParams("", "hello"))
+		done <- err
+	}()
+	select {
+	case <-heard: // the utterance is on the bus, being handled
+	case <-time.After(20 * time.Second):
+		t.Fatal("the utterance never reached the bus")
+	}
+	stop()
+	err = <-done
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadGateway || apiErr.Code != api.EASSISTANT {
+		t.Fatalf("link down: %v", err)
 	}
 }
