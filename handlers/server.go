@@ -197,7 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	var err error
 	s.openai, err = openai.New(openai.Config{
 		MaxWait: cfg.MaxWait, Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout,
-		Closing: s.closing, Logger: cfg.Logger,
+		Closing: s.closing,
 	}, deps.Utterances)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -64,7 +63,6 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Closing, when closed, ends open streams (server shutdown).
 	Closing <-chan struct{}
-	Logger  *slog.Logger
 }
 
 // Handler serves the OpenAI routes.
@@ -92,9 +90,6 @@ func New(cfg Config, talk Talker) (*Handler, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{cfg: cfg, talk: talk}, nil
 }
@@ -201,7 +196,11 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) error {
 	id = Conversation(id, q.user)
 	ur := api.UtteranceRequest{Utterance: q.utterance, Password: api.Secret(r.Header.Get(api.IntentPasswordHeader))}
 	if err := api.CheckUtterance(ur); err != nil {
-		return &paramError{err: err.(*api.Error), param: "messages", code: "invalid_value"}
+		var e *api.Error
+		if errors.As(err, &e) {
+			return &paramError{err: e, param: "messages", code: "invalid_value"}
+		}
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.MaxWait)
 	defer cancel()
