@@ -27,7 +27,7 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 			h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id, Location")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", strings.Join([]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}, ", "))
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, X-Intent-Password")
+				h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Get("Access-Control-Request-Headers")))
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
@@ -35,4 +35,33 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// corsHeaders are the request headers a page of an allowed origin may send.
+const corsHeaders = "Authorization, Content-Type, Last-Event-ID, X-Intent-Password"
+
+// stainlessPrefix starts the headers OpenAI's JavaScript SDK adds to every
+// request (x-stainless-os, -lang, -retry-count, ...): a chat page that uses
+// it in the browser asks for them in its preflight.
+const stainlessPrefix = "x-stainless-"
+
+// allowHeaders is corsHeaders, plus the OpenAI SDK's own headers the
+// preflight asks for (at most 16 names, each a plain token).
+func allowHeaders(requested string) string {
+	out := corsHeaders
+	if requested == "" || len(requested) > 1024 {
+		return out
+	}
+	for i, name := range strings.Split(requested, ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if i >= 16 || !strings.HasPrefix(name, stainlessPrefix) || strings.IndexFunc(name, notToken) >= 0 {
+			continue
+		}
+		out += ", " + name
+	}
+	return out
+}
+
+func notToken(r rune) bool {
+	return !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 }

@@ -31,3 +31,18 @@ func TestCORS(t *testing.T) {
 		t.Fatal("allowed with no origin configured")
 	}
 }
+
+// A chat page using OpenAI's JavaScript SDK in the browser asks for the
+// SDK's own x-stainless-* headers in its preflight; only those are added.
+func TestCORSAllowsTheOpenAISDKHeaders(t *testing.T) {
+	h := middleware.CORS([]string{"https://chat.example"})(ok)
+	req := httptest.NewRequest("OPTIONS", "/v1/chat/completions", nil)
+	req.Header.Set("Origin", "https://chat.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, x-stainless-os, X-Stainless-Retry-Count, x-evil, x-stainless-bad\r\nx: y")
+	got := serve(t, h, req).Header().Get("Access-Control-Allow-Headers")
+	want := "Authorization, Content-Type, Last-Event-ID, X-Intent-Password, x-stainless-os, x-stainless-retry-count"
+	if got != want {
+		t.Fatalf("Allow-Headers %q, want %q", got, want)
+	}
+}
