@@ -27,7 +27,9 @@ func BenchmarkSayWaitVersusChat(b *testing.B) {
 	stdout, logs := &gatewaytest.Buffer{}, &gatewaytest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return full[k] }, strings.NewReader(""), stdout, logs) }()
+	go func() {
+		done <- run(ctx, nil, func(k string) string { return full[k] }, strings.NewReader(""), stdout, logs)
+	}()
 	defer func() { cancel(); <-done }()
 	var base, admin string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && base == ""; time.Sleep(10 * time.Millisecond) {
