@@ -29,7 +29,7 @@ type config struct {
 	EmbeddedDialect  string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
 	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
 	JWTSecret        api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
-	TokenTTL         time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token"`
+	TokenTTL         time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token (a token claiming a longer one is refused, so shortening it ends longer-lived tokens at once)"`
 	AdminToken       api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
 	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
 	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`

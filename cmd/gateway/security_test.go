@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -332,12 +333,30 @@ func TestForgedTokensWithTheRightSecret(t *testing.T) {
 		"expired":        sign(jwt.SigningMethodHS256, with("exp", now.Add(-time.Hour).Unix())),
 		"old key":        sign(jwt.SigningMethodHS256, with("kv", 0)),
 		"deleted client": sign(jwt.SigningMethodHS256, with("sub", "ghost")),
+		// Right key, but not as the gateway makes them: a life beyond the
+		// token TTL (1h), a time as a string, an unknown critical header.
+		"exp beyond the lifetime": sign(jwt.SigningMethodHS256, with("exp", now.Add(24*time.Hour).Unix())),
+		"exp as a string":         sign(jwt.SigningMethodHS256, with("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))),
+		"unknown crit header":     critToken(t, secret, base),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
 			wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", tok, nil, nil), http.StatusUnauthorized)
 		})
 	}
+}
+
+// critToken signs c with secret under a header naming a critical extension.
+func critToken(t *testing.T, secret []byte, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["crit"] = []string{"x-unknown"}
+	tok.Header["x-unknown"] = true
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestRateLimits(t *testing.T) {

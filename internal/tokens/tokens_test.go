@@ -247,6 +247,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"exp beyond the lifetime", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", now.Add(time.Hour+6*time.Second).Unix())), ReasonInvalid},
 		{"exp a year ahead", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", now.Add(365*24*time.Hour).Unix())), ReasonInvalid},
 		{"exp as a string", sign(t, jwt.SigningMethodHS256, testSecret, with("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), ReasonInvalid},
+		{"nbf as a string", sign(t, jwt.SigningMethodHS256, testSecret, with("nbf", strconv.FormatInt(now.Unix(), 10))), ReasonInvalid},
 		{"iat as a string", sign(t, jwt.SigningMethodHS256, testSecret, with("iat", strconv.FormatInt(now.Unix(), 10))), ReasonInvalid},
 		{"EXP as a string beside exp", sign(t, jwt.SigningMethodHS256, testSecret, with("EXP", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), ReasonInvalid},
 		{"unknown crit header", hsWithHeader(`{"alg":"HS256","typ":"JWT","crit":["exp-x"],"exp-x":1}`, valid(), testSecret), ReasonInvalid},
