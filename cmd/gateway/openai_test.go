@@ -152,6 +152,12 @@ func TestOpenAIWrongKey(t *testing.T) {
 	if _, err := g.sdk(t, "hall:"+rotated.AccessKey.Reveal()).Chat.Completions.New(context.Background(), chatParams("", "hello")); err != nil {
 		t.Fatalf("the new key: %v", err)
 	}
+	// A deleted client's remembered credential ends too.
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/clients/hall", g.AdminToken, nil, nil), http.StatusNoContent)
+	_, err = g.sdk(t, "hall:"+rotated.AccessKey.Reveal()).Chat.Completions.New(context.Background(), chatParams("", "hello"))
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a deleted client's key: %v", err)
+	}
 }
 
 func TestOpenAIProtectedIntent(t *testing.T) {
