@@ -642,3 +642,28 @@ func TestHealthcheckFollowsTLS(t *testing.T) {
 		t.Error("a server presenting another certificate passed the check")
 	}
 }
+
+// Over HTTP/2 (TLS) too: a stream whose body stalls is answered 408.
+func TestSlowBodiesAreCutOverHTTP2(t *testing.T) {
+	g := startTLSGateway(t, map[string]string{"BODY_TIMEOUT": "200ms"})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte(`{"client_id":`)) }() // then nothing
+	req, err := http.NewRequest(http.MethodPost, g.URL+"/v1/sessions", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}, //nolint:gosec // a test server
+		Timeout:   30 * time.Second,                                                                                 // a bound far beyond the timeout, not a measure
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+	}
+}
