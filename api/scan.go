@@ -334,7 +334,10 @@ func eachMember(obj []byte, fn func(member)) {
 			return // unterminated: not valid JSON
 		}
 		i = skipSpace(obj, i)
-		i = skipSpace(obj, i+1) // ':'
+		if i >= len(obj) || obj[i] != ':' {
+			return // no value: not valid JSON
+		}
+		i = skipSpace(obj, i+1)
 		v0 := i
 		i = skipValue(obj, i)
 		fn(member{key: obj[k0+1 : k1-1], esc: esc, val: obj[v0:i]})
