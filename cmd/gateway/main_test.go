@@ -6,8 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -339,16 +337,6 @@ func sayWait(t *testing.T, g *gateway, token, text string) api.UtteranceResult {
 	resp := g.call(t, http.MethodPost, "/v1/utterances?wait=10s", token, api.UtteranceRequest{Utterance: text}, &r)
 	wantStatus(t, resp, http.StatusOK)
 	return r
-}
-
-var errNoEvent = errors.New("no event")
-
-func fmtEvents(evs []sseEvent) string {
-	var b strings.Builder
-	for _, e := range evs {
-		fmt.Fprintf(&b, "%s %s %s\n", e.ID, e.Name, e.Data)
-	}
-	return b.String()
 }
 
 // from returns a copy of the gateway handle whose requests come from the

@@ -33,7 +33,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		nil, true, false, "", "plain", "quote\" back\\ <html> & \u2028\u2029 \x00\x1f\b\f\n\r\t \x7f é \xff\xfe",
 		json.Number("12.5e-3"), json.Number(""), json.Number("01"), json.Number("x"),
 		map[string]any{"b": 1.5, "a": []any{"x", nil, map[string]any{}}, "c": map[string]any(nil), "é": []any(nil)},
-		[]any{1e21, 1e-7, 0.0, -0.0, 123456789.0, math.NaN()},
+		[]any{1e21, 1e-7, 0.0, math.Copysign(0, -1), 123456789.0, math.NaN()},
 		map[string]any{"tags": []string{"<a>"}, "n": 3, "m": map[string]string{"k": "&"}},
 		map[string]any{"ch": make(chan int)},
 	} {
