@@ -1,11 +1,11 @@
 # The test command does its own set-up: `make test` on a fresh clone runs
-# gofmt, go vet and every test under the race detector.
+# gofmt, go vet, staticcheck and every test under the race detector.
 GO ?= go
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: test fmt-check vet unit run build bench fuzz-smoke browser
+.PHONY: test fmt-check vet lint unit run build bench fuzz-smoke browser
 
-test: fmt-check vet browser unit
+test: fmt-check vet lint browser unit
 
 # The console's browser tests (web/) drive Debian's chromium headless, never a
 # downloaded browser: install it when it is missing (CI runs as root).
@@ -23,6 +23,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# staticcheck is a tool dependency in go.mod (go get -tool), fetched through
+# the module proxy like any module: no separate install step.
+lint:
+	$(GO) tool staticcheck ./...
+
 unit:
 	$(GO) test $(GOTESTFLAGS) ./...
 
@@ -34,3 +39,14 @@ build:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# A short run of every fuzz target (FUZZTIME each), one at a time as go test
+# requires; the corpus found goes to the build cache, not the tree.
+FUZZTIME ?= 5s
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+		done; \
+	done
