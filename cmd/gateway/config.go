@@ -23,39 +23,40 @@ const envPrefix = "GATEWAY_"
 // GATEWAY_BUS_URL); a flag wins over the environment. The help tag is what
 // `gateway --help` and the README's table say.
 type config struct {
-	Addr             string        `env:"ADDR" envDefault:"127.0.0.1:8080" help:"address the HTTP API listens on"`
-	BusURL           string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core; empty starts the embedded bus with its built-in skills"`
-	EmbeddedBusAddr  string        `env:"EMBEDDED_BUS_ADDR" help:"when set, the embedded bus also listens here (ws://ADDR/core) so other peers can join it"`
-	EmbeddedDialect  string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
-	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
-	JWTSecret        api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
-	TokenTTL         time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token (a token claiming a longer one is refused, so shortening it ends longer-lived tokens at once)"`
-	AdminToken       api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
-	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
-	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
-	TLSSelfSigned    bool          `env:"TLS_SELF_SIGNED" envDefault:"false" help:"serve HTTPS with an ECDSA P-256 certificate made and kept in the data dir (its SHA-256 fingerprint is printed for pinning)"`
-	AllowedHosts     []string      `env:"ALLOWED_HOSTS" envSeparator:"," help:"comma-separated host names the API answers to (the Host header; DNS rebinding defence), * for any; an IP address is always accepted; empty: localhost, the name in ADDR, and this machine's host name when ADDR listens on every interface"`
-	CORSOrigins      []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins whose pages may call the API (Bearer tokens only, no cookies)"`
-	IPBlacklist      []string      `env:"IP_BLACKLIST" envSeparator:"," help:"comma-separated CIDRs refused on every route"`
-	IPAllowlist      []string      `env:"IP_ALLOWLIST" envSeparator:"," help:"comma-separated CIDRs never banned automatically"`
-	TrustedProxies   []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs whose X-Forwarded-For is believed"`
-	BanAfter         int           `env:"BAN_AFTER" envDefault:"5" help:"failed attempts from one address that ban it"`
-	BanWindow        time.Duration `env:"BAN_WINDOW" envDefault:"10m" help:"window in which failed attempts are counted"`
-	BanFor           time.Duration `env:"BAN_FOR" envDefault:"1h" help:"how long an automatic ban lasts (doubling for a repeat offender)"`
-	UtteranceTimeout time.Duration `env:"UTTERANCE_TIMEOUT" envDefault:"30s" help:"an utterance with no end signal by then ends with status timeout"`
-	IntentCheck      string        `env:"INTENT_CHECK" envDefault:"closed" help:"when the bus cannot say which intent an utterance would match and an intent is protected: closed refuses (503), open lets it through"`
-	LoginRate        float64       `env:"LOGIN_RATE" envDefault:"1" help:"logins per second allowed from one address (burst 10x)"`
-	UtteranceRate    float64       `env:"UTTERANCE_RATE" envDefault:"20" help:"utterances per second allowed per client (burst 2x)"`
-	AddrRate         float64       `env:"ADDR_RATE" envDefault:"200" help:"utterances per second allowed from one address (burst 2x)"`
-	StreamsPerClient int           `env:"STREAMS_PER_CLIENT" envDefault:"16" help:"open event streams allowed per client"`
-	StreamsPerAddr   int           `env:"STREAMS_PER_ADDR" envDefault:"512" help:"open event streams allowed per address"`
-	BodyTimeout      time.Duration `env:"BODY_TIMEOUT" envDefault:"10s" help:"longest a client may take to send a request body once its headers are in (408 after; the event stream has no body)"`
-	MaxWait          time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
-	Heartbeat        time.Duration `env:"HEARTBEAT" envDefault:"15s" help:"longest silence on an event stream before a keepalive comment (keep it under your proxies' idle timeout)"`
-	Metrics          string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
-	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
-	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info" help:"log level: debug, info, warn or error"`
-	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"how long requests in flight may take to finish at shutdown"`
+	Addr              string        `env:"ADDR" envDefault:"127.0.0.1:8080" help:"address the HTTP API listens on"`
+	BusURL            string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core; empty starts the embedded bus with its built-in skills"`
+	EmbeddedBusAddr   string        `env:"EMBEDDED_BUS_ADDR" help:"when set, the embedded bus also listens here (ws://ADDR/core) so other peers can join it; a web page (an upgrade with an Origin header) never can"`
+	EmbeddedBusSecret api.Secret    `env:"EMBEDDED_BUS_SECRET" help:"when set, a peer joining the embedded bus at EMBEDDED_BUS_ADDR must send the header Authorization: Bearer <secret> (at least 16 characters); stock OVOS peers cannot, so leave it empty for them and keep the bus on loopback"`
+	EmbeddedDialect   string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
+	DataDir           string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
+	JWTSecret         api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
+	TokenTTL          time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token (a token claiming a longer one is refused, so shortening it ends longer-lived tokens at once)"`
+	AdminToken        api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
+	TLSCert           string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
+	TLSKey            string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
+	TLSSelfSigned     bool          `env:"TLS_SELF_SIGNED" envDefault:"false" help:"serve HTTPS with an ECDSA P-256 certificate made and kept in the data dir (its SHA-256 fingerprint is printed for pinning)"`
+	AllowedHosts      []string      `env:"ALLOWED_HOSTS" envSeparator:"," help:"comma-separated host names the API answers to (the Host header; DNS rebinding defence), * for any; an IP address is always accepted; empty: localhost, the name in ADDR, and this machine's host name when ADDR listens on every interface"`
+	CORSOrigins       []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins whose pages may call the API (Bearer tokens only, no cookies)"`
+	IPBlacklist       []string      `env:"IP_BLACKLIST" envSeparator:"," help:"comma-separated CIDRs refused on every route"`
+	IPAllowlist       []string      `env:"IP_ALLOWLIST" envSeparator:"," help:"comma-separated CIDRs never banned automatically"`
+	TrustedProxies    []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs whose X-Forwarded-For is believed"`
+	BanAfter          int           `env:"BAN_AFTER" envDefault:"5" help:"failed attempts from one address that ban it"`
+	BanWindow         time.Duration `env:"BAN_WINDOW" envDefault:"10m" help:"window in which failed attempts are counted"`
+	BanFor            time.Duration `env:"BAN_FOR" envDefault:"1h" help:"how long an automatic ban lasts (doubling for a repeat offender)"`
+	UtteranceTimeout  time.Duration `env:"UTTERANCE_TIMEOUT" envDefault:"30s" help:"an utterance with no end signal by then ends with status timeout"`
+	IntentCheck       string        `env:"INTENT_CHECK" envDefault:"closed" help:"when the bus cannot say which intent an utterance would match and an intent is protected: closed refuses (503), open lets it through"`
+	LoginRate         float64       `env:"LOGIN_RATE" envDefault:"1" help:"logins per second allowed from one address (burst 10x)"`
+	UtteranceRate     float64       `env:"UTTERANCE_RATE" envDefault:"20" help:"utterances per second allowed per client (burst 2x)"`
+	AddrRate          float64       `env:"ADDR_RATE" envDefault:"200" help:"utterances per second allowed from one address (burst 2x)"`
+	StreamsPerClient  int           `env:"STREAMS_PER_CLIENT" envDefault:"16" help:"open event streams allowed per client"`
+	StreamsPerAddr    int           `env:"STREAMS_PER_ADDR" envDefault:"512" help:"open event streams allowed per address"`
+	BodyTimeout       time.Duration `env:"BODY_TIMEOUT" envDefault:"10s" help:"longest a client may take to send a request body once its headers are in (408 after; the event stream has no body)"`
+	MaxWait           time.Duration `env:"MAX_WAIT" envDefault:"2m" help:"longest ?wait= accepted on POST /v1/utterances"`
+	Heartbeat         time.Duration `env:"HEARTBEAT" envDefault:"15s" help:"longest silence on an event stream before a keepalive comment (keep it under your proxies' idle timeout)"`
+	Metrics           string        `env:"METRICS" envDefault:"on" help:"/metrics: on, off, or admin (requires the admin token)"`
+	LogFormat         string        `env:"LOG_FORMAT" envDefault:"text" help:"log format: text or json"`
+	LogLevel          string        `env:"LOG_LEVEL" envDefault:"info" help:"log level: debug, info, warn or error"`
+	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s" help:"how long requests in flight may take to finish at shutdown"`
 }
 
 // loadConfig builds the config from getenv and the flags that were set,
@@ -74,6 +75,12 @@ func (c config) validate() error {
 	var errs []error
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("GATEWAY_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.EmbeddedBusSecret != "" && len(c.EmbeddedBusSecret) < 16 {
+		errs = append(errs, errors.New("GATEWAY_EMBEDDED_BUS_SECRET must be at least 16 characters"))
+	}
+	if c.EmbeddedBusSecret != "" && c.EmbeddedBusAddr == "" {
+		errs = append(errs, errors.New("GATEWAY_EMBEDDED_BUS_SECRET needs GATEWAY_EMBEDDED_BUS_ADDR"))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("GATEWAY_ADMIN_TOKEN must be at least 16 characters"))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
 )
@@ -494,6 +496,47 @@ func TestEmbeddedBusListens(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the embedded skills did not answer the peer")
+	}
+}
+
+// TestEmbeddedBusRefusesWebPages: a page in a browser on the host must not
+// join the embedded bus, whatever Origin it sends; with
+// GATEWAY_EMBEDDED_BUS_SECRET a peer must present the secret in a header.
+func TestEmbeddedBusRefusesWebPages(t *testing.T) {
+	const secret = "a bus secret of some length"
+	g := startGateway(t, map[string]string{"EMBEDDED_BUS_ADDR": "127.0.0.1:0", "EMBEDDED_BUS_SECRET": secret})
+	m := regexp.MustCompile(`embedded messagebus: (ws://\S+)`).FindStringSubmatch(g.Stdout.String())
+	if m == nil {
+		t.Fatalf("no bus address printed:\n%s", g.Stdout.String())
+	}
+	auth := "Bearer " + secret
+	for _, h := range []http.Header{
+		{"Origin": {"https://evil.example"}, "Authorization": {auth}},
+		{"Origin": {"null"}, "Authorization": {auth}},
+		{"Origin": {"http://" + strings.TrimSuffix(strings.TrimPrefix(m[1], "ws://"), "/core")}, "Authorization": {auth}},
+		{},
+		{"Authorization": {"Bearer not the secret"}},
+	} {
+		c, resp, err := websocket.DefaultDialer.Dial(m[1], h)
+		if err == nil {
+			c.Close()
+			t.Fatalf("joined with %v", h.Get("Origin"))
+		}
+		if resp == nil || (resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnauthorized) {
+			t.Fatalf("Origin %q: %v (%v), want 403 or 401", h.Get("Origin"), err, resp)
+		}
+	}
+	c, _, err := websocket.DefaultDialer.Dial(m[1], http.Header{"Authorization": {auth}})
+	if err != nil {
+		t.Fatalf("a peer with the secret: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, b, err := c.ReadMessage(); err != nil || !strings.Contains(string(b), `"connected"`) {
+		t.Fatalf("first frame %s, %v", b, err)
+	}
+	if strings.Contains(g.Logs.String(), secret) || strings.Contains(g.Stdout.String(), secret) {
+		t.Fatal("the bus secret was logged")
 	}
 }
 

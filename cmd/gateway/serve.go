@@ -101,7 +101,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	busURL := cfg.BusURL
 	var dial func(context.Context, string, string) (net.Conn, error)
 	if busURL == "" {
-		mb, err := messagebus.New(messagebus.Config{Logger: log.With("component", "messagebus")})
+		mb, err := messagebus.New(messagebus.Config{Logger: log.With("component", "messagebus"), Secret: cfg.EmbeddedBusSecret})
 		if err != nil {
 			return err
 		}

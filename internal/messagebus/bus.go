@@ -2,17 +2,26 @@
 // messagebus: what ovos-messagebus is. It serves a websocket on /core,
 // greets each peer with the connected frame and relays every frame it
 // receives, byte for byte, to every connected peer, the sender included
-// (BUS.md, "Transport"). It keeps nothing and authenticates no one, like the
-// real bus.
+// (BUS.md, "Transport"). It keeps nothing, like the real bus.
+//
+// Unlike the real bus, it refuses a websocket upgrade that carries an Origin
+// header: bus peers (ovos-core, skills, other gateways) send none, so an
+// Origin means a web page, which must never join. With Config.Secret set, a
+// peer reaching it over the network must also present
+// "Authorization: Bearer <secret>"; the in-process peers (DialContext) need
+// not.
 package messagebus
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +72,11 @@ type Config struct {
 	// PingInterval is how often each peer is pinged; a peer that sends
 	// nothing (not even a pong) for twice as long is disconnected.
 	PingInterval time.Duration
+	// Secret, when set, is what a peer connecting through Handler must
+	// present as "Authorization: Bearer <secret>" in its upgrade request
+	// (GATEWAY_EMBEDDED_BUS_SECRET). Stock OVOS peers cannot send a header:
+	// leave it empty for them and keep the bus on loopback.
+	Secret api.Secret
 }
 
 // Bus is an in-process messagebus. Serve Handler over HTTP, or connect
@@ -74,6 +88,8 @@ type Bus struct {
 	qbytes   int64
 	ping     time.Duration
 	upgrader websocket.Upgrader
+	secret   [sha256.Size]byte // SHA-256 of Config.Secret
+	locked   bool              // Config.Secret is set
 
 	mu     sync.RWMutex
 	peers  map[*peer]struct{}
@@ -116,30 +132,64 @@ func New(cfg Config) (*Bus, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Bus{
+		secret:  sha256.Sum256([]byte(cfg.Secret.Reveal())),
+		locked:  cfg.Secret != "",
 		log:     log,
 		maxSize: cfg.MaxMessageSize,
 		queue:   cfg.PeerQueue,
 		qbytes:  cfg.PeerQueueBytes,
 		ping:    cfg.PingInterval,
 		upgrader: websocket.Upgrader{
-			// The real bus has no authentication and checks no Origin;
-			// whoever can reach it is a peer. Expose it accordingly.
-			CheckOrigin:     func(*http.Request) bool { return true },
+			// serve has refused every request with an Origin already.
+			CheckOrigin:     func(r *http.Request) bool { return r.Header.Get("Origin") == "" },
 			WriteBufferPool: &sync.Pool{},
 		},
 		peers: make(map[*peer]struct{}),
 	}, nil
 }
 
-// Handler serves the bus's websocket on Route and 404 elsewhere.
+// Handler serves the bus's websocket on Route and 404 elsewhere, for peers
+// on the network: an upgrade carrying an Origin header is refused (403),
+// and so is one without the secret when Config.Secret is set (401).
 func (b *Bus) Handler() http.Handler {
+	return b.handler(true)
+}
+
+// handler is Handler; checkSecret is false for the in-process peers.
+func (b *Bus) handler(checkSecret bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != Route {
 			http.NotFound(w, r)
 			return
 		}
+		if _, ok := r.Header["Origin"]; ok {
+			// A browser names the page that opened the socket (even
+			// "null" for a sandboxed one or a file); bus peers send no
+			// Origin. No page may join: it could read every client's
+			// traffic and speak for them.
+			b.log.Debug("messagebus upgrade refused: a web page's Origin", "remote", r.RemoteAddr)
+			http.Error(w, "messagebus: web pages may not connect (Origin header)", http.StatusForbidden)
+			return
+		}
+		if checkSecret && b.locked && !b.presented(r) {
+			b.log.Debug("messagebus upgrade refused: no or wrong secret", "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="messagebus"`)
+			http.Error(w, "messagebus: the bus secret is required", http.StatusUnauthorized)
+			return
+		}
 		b.serve(w, r)
 	})
+}
+
+// presented reports whether r carries "Authorization: Bearer <secret>",
+// compared in constant time.
+func (b *Bus) presented(r *http.Request) bool {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], b.secret[:]) == 1
 }
 
 // Peers returns how many peers are connected.
@@ -163,7 +213,7 @@ func (b *Bus) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 	if b.mem == nil {
 		b.mem = newMemListener()
 		b.memSrv = &http.Server{
-			Handler:           b.Handler(),
+			Handler:           b.handler(false),
 			ReadHeaderTimeout: readHeaderTimeout,
 			ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 		}

@@ -238,18 +238,79 @@ func TestNotFoundElsewhere(t *testing.T) {
 	}
 }
 
-func TestAnyOrigin(t *testing.T) {
+// TestOriginRefused: an upgrade that carries an Origin header comes from a
+// web page (bus peers send none), whatever the Origin says, "null" and the
+// bus's own address included: refused with 403, over TCP and in memory, and
+// no peer joins. Without an Origin a peer joins.
+func TestOriginRefused(t *testing.T) {
 	b := newBus(t, messagebus.Config{})
 	srv := httptest.NewServer(b.Handler())
 	defer srv.Close()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/core",
-		http.Header{"Origin": []string{"https://elsewhere.example"}})
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/core"
+	dialers := map[string]*websocket.Dialer{"tcp": websocket.DefaultDialer, "memory": {NetDialContext: b.DialContext}}
+	for name, d := range dialers {
+		u := url
+		if name == "memory" {
+			u = "ws://embedded/core"
+		}
+		for _, origin := range []string{"https://evil.example", "null", srv.URL, "http://localhost", ""} {
+			c, resp, err := d.Dial(u, http.Header{"Origin": []string{origin}})
+			if err == nil {
+				c.Close()
+				t.Fatalf("%s: Origin %q joined the bus", name, origin)
+			}
+			if resp == nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("%s: Origin %q: %v (%v), want 403", name, origin, err, resp)
+			}
+		}
+	}
+	if n := b.Peers(); n != 0 {
+		t.Fatalf("%d peers joined with an Origin", n)
+	}
+	c := dialRaw(t, websocket.DefaultDialer, url)
+	if got := read(t, c); got != messagebus.ConnectedFrame {
+		t.Fatalf("got %s", got)
+	}
+}
+
+// TestSecret: with Config.Secret a network peer joins only with
+// "Authorization: Bearer <secret>" (401 otherwise); in-process peers need
+// none; an Origin is refused even with the secret.
+func TestSecret(t *testing.T) {
+	const secret = "correct horse battery staple"
+	b := newBus(t, messagebus.Config{Secret: secret})
+	srv := httptest.NewServer(b.Handler())
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/core"
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x", secret} {
+		h := http.Header{}
+		if auth != "" {
+			h.Set("Authorization", auth)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(url, h)
+		if err == nil {
+			c.Close()
+			t.Fatalf("Authorization %q joined the bus", auth)
+		}
+		if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("Authorization %q: %v (%v), want 401", auth, err, resp)
+		}
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + secret}, "Origin": {"https://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("secret with an Origin: %v (%v), want 403", err, resp)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + secret}})
 	if err != nil {
-		t.Fatalf("dial with a foreign Origin: %v", err)
+		t.Fatalf("with the secret: %v", err)
 	}
 	defer c.Close()
 	if got := read(t, c); got != messagebus.ConnectedFrame {
 		t.Fatalf("got %s", got)
+	}
+	mem := dialRaw(t, &websocket.Dialer{NetDialContext: b.DialContext}, "ws://embedded/core")
+	if got := read(t, mem); got != messagebus.ConnectedFrame {
+		t.Fatalf("in memory: got %s", got)
 	}
 }
 
