@@ -29,7 +29,7 @@ const (
 	DefaultMinBackoff       = 500 * time.Millisecond
 	DefaultMaxBackoff       = 30 * time.Second
 	DefaultSendQueue        = 1024
-	DefaultPingInterval     = 30 * time.Second
+	DefaultPingInterval     = 2 * time.Second
 )
 
 // Timing of one connection.
@@ -75,8 +75,12 @@ type Config struct {
 	MaxMessageSize int64
 	// SendQueue is the writer's queue length.
 	SendQueue int
-	// PingInterval is how often the client pings; the bus must answer (or
-	// send anything) within one and a half intervals.
+	// PingInterval is how often the client pings (websocket ping frames,
+	// which ovos-messagebus answers like any websocket server). A bus that
+	// sends nothing, not even a pong, for two intervals is called down and
+	// the link dropped: a frozen bus (SIGSTOP, a hung host) still accepts
+	// our writes into its socket buffers, so only its silence shows it.
+	// Two intervals leave every ping at least one interval for its pong.
 	PingInterval time.Duration
 	// QuickAck, on Linux TCP, sets TCP_QUICKACK after each read, so that a
 	// bus with Nagle's algorithm on is not kept waiting for our delayed ACK
@@ -192,7 +196,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		url:      u,
 		log:      log,
-		pongWait: cfg.PingInterval + cfg.PingInterval/2,
+		pongWait: 2 * cfg.PingInterval,
 		up:       make(chan struct{}),
 	}
 	c.subs.Store(&[]subscriber{})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -193,6 +194,79 @@ func TestCloseIsBoundedWhenTheBusIsMute(t *testing.T) {
 		}
 		if waited := time.Since(start); waited > 2*time.Second {
 			t.Fatalf("Run took %v of fake time to give up on a mute bus", waited)
+		}
+	})
+}
+
+// frozenBus is a bus over net.Pipe that completes the handshake and sends
+// the connected frame, then takes every byte written to it and answers
+// nothing, not even a ping: a stopped (SIGSTOP) bus process, whose kernel
+// still takes our writes into its socket buffer.
+// It lives until done ends.
+func frozenBus(done context.Context) func(context.Context, string, string) (net.Conn, error) {
+	return func(context.Context, string, string) (net.Conn, error) {
+		return frozenPipe(done), nil
+	}
+}
+
+func frozenPipe(done context.Context) net.Conn {
+	client, server := net.Pipe()
+	go func() {
+		br := bufio.NewReader(server)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
+		frame := append([]byte{0x81, byte(len(messagebus.ConnectedFrame))}, messagebus.ConnectedFrame...)
+		if _, err := server.Write(append([]byte(resp), frame...)); err != nil {
+			return
+		}
+		go func() { <-done.Done(); server.Close() }()
+		_, _ = io.Copy(io.Discard, br) // frozen: reads, never answers
+	}()
+	return client
+}
+
+// TestFrozenBusIsCalledDown: a bus that stops answering (pings included)
+// while still taking our bytes is called down within a few seconds of its
+// last frame, on synctest's fake clock, with the defaults.
+func TestFrozenBusIsCalledDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		downAt := make(chan time.Time, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c, err := busclient.New(busclient.Config{
+			URL: "ws://frozen/core", NetDialContext: frozenBus(ctx),
+			MinBackoff: time.Hour, MaxBackoff: time.Hour, // one link is enough
+			OnLink: func(up bool, err error) {
+				if !up {
+					t.Logf("down: %v", err)
+					downAt <- time.Now()
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = c.Run(ctx) }()
+		if err := c.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the connected frame is read: the bus's last word
+		lastWord := time.Now()
+		select {
+		case at := <-downAt:
+			if silence := at.Sub(lastWord); silence > 5*time.Second {
+				t.Fatalf("a frozen bus was called down after %v of silence, want a few seconds", silence)
+			}
+		case <-time.After(time.Hour): // fake time: only a broken client gets here
+			t.Fatal("a frozen bus was never called down")
+		}
+		if c.Connected() {
+			t.Fatal("still connected to a frozen bus")
 		}
 	})
 }
