@@ -90,8 +90,9 @@ type Config struct {
 	// the least recently used one is forgotten first. Default 100000.
 	MaxSessions int
 	// RecentUtterances is how many ended utterances are remembered, so that
-	// late speech (a timer, a second speak) still names its utterance.
-	// Default 4096.
+	// their late frames are known as such: speech (a timer, a second speak)
+	// goes out naming no utterance, and a second end signal is not
+	// forwarded, so that done stays its utterance's last event. Default 4096.
 	RecentUtterances int
 	// Resolve, when set, turns a client id or alias into a client id: used
 	// for data.target and for destinations naming a client that has not sent

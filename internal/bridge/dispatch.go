@@ -48,16 +48,28 @@ func (b *Bridge) Dispatch(f *api.Frame) {
 		}
 		return
 	}
-	b.st.routed.Add(1)
 	if f.Type == api.TypeSpeak {
+		b.st.routed.Add(1)
 		b.speak(clientID, f)
 		return
 	}
-	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
-	if status := endStatus(f.Type); status != "" {
-		if p := b.pendingFor(clientID, r); p != nil {
-			b.end(p, status)
+	status := endStatus(f.Type)
+	var p *Pending
+	if status != "" {
+		p = b.pendingFor(clientID, r)
+		if p == nil && b.endedFor(clientID, r) {
+			// The end signal of an utterance that has ended already (on
+			// OVOS, ovos.utterance.handled after handler.complete or
+			// complete_intent_failure; any end after a timeout or an
+			// error): done was its last event and stays so.
+			b.st.ignored.Add(1)
+			return
 		}
+	}
+	b.st.routed.Add(1)
+	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
+	if p != nil {
+		b.end(p, status)
 	}
 }
 
@@ -165,6 +177,18 @@ func (b *Bridge) pendingFor(clientID string, r *api.Route) *Pending {
 	return nil
 }
 
+// endedFor reports whether a reply of clientID concerns an utterance of
+// its that has ended: its context names one (still remembered), or names
+// none while its session, one of ours, has nothing pending. b.mu held.
+func (b *Bridge) endedFor(clientID string, r *api.Route) bool {
+	if r.UtteranceID != "" {
+		p := b.utts[r.UtteranceID]
+		return p != nil && p.clientID == clientID && p.status != "" && !p.dry
+	}
+	s := b.sessions[r.SessionID]
+	return s != nil && s.clientID == clientID && len(s.pending) == 0
+}
+
 // speak turns a speak frame into clientID's speak event, and collects it for
 // its pending utterance. b.mu held.
 func (b *Bridge) speak(clientID string, f *api.Frame) {
@@ -176,8 +200,10 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 		Lang:           jsonString(api.Member(f.Data, "lang")),
 	}
 	// The utterance it answers: the one its context names if it is this
-	// client's (pending or recently ended); a context naming none falls back
-	// to the session's oldest pending utterance, as end signals do.
+	// client's and pending; a context naming none falls back to the
+	// session's oldest pending utterance, as end signals do. Speech that
+	// comes after its utterance ended (a timer, speech after a timeout)
+	// names none: done was that utterance's last event.
 	var u, p *Pending
 	if uid := f.Route.UtteranceID; uid != "" {
 		if q := b.utts[uid]; q != nil && q.clientID == clientID && !q.dry {
@@ -186,11 +212,9 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 	} else {
 		u = b.pendingFor(clientID, &f.Route)
 	}
-	if u != nil {
+	if u != nil && u.status == "" {
 		ev.UtteranceID = &u.id
-		if u.status == "" {
-			p = u
-		}
+		p = u
 	}
 	if ev.Lang == "" {
 		ev.Lang = contextLang(f.Context)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/ovosgw/gateway/api"
 )
@@ -129,7 +131,7 @@ func TestRouting(t *testing.T) {
 }
 
 // TestSpeakAttribution: a speak names the utterance it answers only when that
-// utterance is the routed client's, pending or recently ended.
+// utterance is the routed client's and still pending.
 func TestSpeakAttribution(t *testing.T) {
 	b, _, pub := newBridge(t, Config{RecentUtterances: 2})
 	pa := send(t, b, "alice", "sess-a", "one", true)
@@ -160,11 +162,15 @@ func TestSpeakAttribution(t *testing.T) {
 	if id := uidOf(); id != nil {
 		t.Errorf("unknown utterance id kept: %q", *id)
 	}
-	// End alice's; a late speak still names it, and is not collected.
+	// End alice's; a late speak reaches her but names no utterance (done
+	// was its utterance's last event), and is not collected.
 	b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+ctxJSON("gateway:alice", "sess-a", pa.ID())+`}`))
 	b.Dispatch(frame(t, speakFrame("later", ctxJSON("gateway:alice", "sess-a", pa.ID()))))
-	if id := uidOf(); id == nil || *id != pa.ID() {
-		t.Errorf("late speak names %v, want %s", id, pa.ID())
+	if all := pub.all(); all[len(all)-1].client != "alice" {
+		t.Errorf("late speak went to %s", all[len(all)-1].client)
+	}
+	if id := uidOf(); id != nil {
+		t.Errorf("late speak names %q, want null", *id)
 	}
 	if res := pa.Wait(context.Background()); res.Status != api.StatusHandled || len(res.Speech) != 0 {
 		t.Errorf("alice Wait = %+v, want handled without speech", res)
@@ -291,4 +297,31 @@ func TestMessageIsTheFrame(t *testing.T) {
 	if strings.ContainsAny(string(evs[0].Data), "\r\n") || !json.Valid(evs[0].Data) {
 		t.Errorf("message data not one line of JSON")
 	}
+}
+
+// TestDoneIsLast: once an utterance's done is out, no event names it any
+// more: speech after a timeout reaches the client with utterance_id null,
+// and the end signal that comes after is not forwarded, so a client can
+// treat done as the end.
+func TestDoneIsLast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _, pub := newBridge(t, Config{UtteranceTimeout: time.Second})
+		p := send(t, b, "alice", "sess-a", "set a timer", true)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if res := p.Wait(context.Background()); res.Status != api.StatusTimeout {
+			t.Fatalf("status %q, want timeout", res.Status)
+		}
+		ctx := ctxJSON("gateway:alice", "sess-a", p.ID())
+		b.Dispatch(frame(t, speakFrame("Your timer is done", ctx)))
+		b.Dispatch(frame(t, `{"type":"mycroft.skill.handler.complete","data":{},"context":`+ctx+`}`))
+		b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+ctx+`}`))
+		evs := pub.of("alice")
+		if got := summaries(t, evs); !equal(got, []string{"done:timeout", "speak:Your timer is done"}) {
+			t.Fatalf("events %q", got)
+		}
+		if id := speakOf(t, evs[1]).UtteranceID; id != nil {
+			t.Fatalf("speech after done names %q", *id)
+		}
+	})
 }
