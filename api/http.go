@@ -130,3 +130,30 @@ type ProtectedIntent struct {
 type ProtectRequest struct {
 	Password Secret `json:"password"`
 }
+
+// Bus states (BusState.State).
+const (
+	BusUp   = "up"
+	BusDown = "down"
+)
+
+// BusState is one assistant's messagebus as /readyz lists it: its position
+// in GATEWAY_BUS_URL (from "1"; the embedded bus is "1") and whether the
+// gateway's link to it is up.
+type BusState struct {
+	Bus   string `json:"bus"`
+	State string `json:"state"`
+}
+
+// BusInfo is one messagebus as the admin sees it (GET /v1/admin/buses): its
+// state, its URL without user information, when the state last changed,
+// the reconnections of its link, the utterances in flight on it and the
+// last link failure.
+type BusInfo struct {
+	BusState
+	URL        string     `json:"url"`
+	Since      *time.Time `json:"since,omitempty"`
+	Reconnects uint64     `json:"reconnects"`
+	InFlight   int64      `json:"in_flight"`
+	LastError  string     `json:"last_error,omitempty"`
+}

@@ -4,11 +4,19 @@ import (
 	"net/http"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/problem"
 )
 
 type healthBody struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
+	Status string         `json:"status"`
+	Reason string         `json:"reason,omitempty"`
+	Buses  []api.BusState `json:"buses,omitempty"`
+}
+
+// notReady is /readyz's 503: the problem, and every bus with its state.
+type notReady struct {
+	api.Problem
+	Buses []api.BusState `json:"buses"`
 }
 
 // handleHealthz answers 200 while the process runs.
@@ -16,13 +24,23 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, healthBody{Status: "ok"})
 }
 
-// handleReadyz answers 200 while the bus link is up, else 503 with the reason.
+// handleReadyz answers 200 while at least one bus link is up, else 503 with
+// the reason; both list every bus with its state.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	ok, reason := s.deps.Ready.Ready()
+	states := s.deps.Ready.States()
 	if !ok {
-		return &api.Error{Code: api.EUNAVAILABLE, Detail: "not ready: " + reason}
+		problem.Write(w, r.WithContext(problem.WithShape(r.Context(), func(p api.Problem, _ error) any {
+			return notReady{Problem: p, Buses: states}
+		})), &api.Error{Code: api.EUNAVAILABLE, Detail: "not ready: " + reason})
+		return nil
 	}
-	return writeJSON(w, http.StatusOK, healthBody{Status: "ready"})
+	return writeJSON(w, http.StatusOK, healthBody{Status: "ready", Buses: states})
+}
+
+// handleListBuses lists the assistants' buses for the admin (read-only).
+func (s *Server) handleListBuses(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.deps.Ready.Infos())
 }
 
 // handleOpenAPI serves this API's OpenAPI document.

@@ -119,6 +119,7 @@ func (s *Server) routes() http.Handler {
 			r.Patch("/v1/admin/clients/{id}", s.wrap(s.handleRenameClient))
 			r.Delete("/v1/admin/clients/{id}", s.wrap(s.handleDeleteClient))
 			r.Post("/v1/admin/clients/{id}/key", s.wrap(s.handleRotateKey))
+			getHead(r, "/v1/admin/buses", s.wrap(s.handleListBuses))
 			if s.deps.Blacklist != nil {
 				getHead(r, "/v1/admin/blacklist", s.wrap(s.handleListBlacklist))
 				r.Post("/v1/admin/blacklist", s.wrap(s.handleAddBlacklist))

@@ -9,6 +9,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	gateway "github.com/ovosgw/gateway"
+	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/handlers"
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/clients"
@@ -92,4 +93,6 @@ const streamPath = "/v1/clients/{client}/events"
 
 type readyStub struct{}
 
-func (readyStub) Ready() (bool, string) { return true, "" }
+func (readyStub) Ready() (bool, string)  { return true, "" }
+func (readyStub) States() []api.BusState { return []api.BusState{{Bus: "1", State: api.BusUp}} }
+func (readyStub) Infos() []api.BusInfo   { return nil }

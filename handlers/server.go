@@ -59,10 +59,13 @@ type Streams interface {
 	Subscribe(clientID, sessionID, lastEventID string) *hub.Subscription
 }
 
-// Readiness says whether the gateway can serve utterances (its bus link is up)
-// and, when not, why.
+// Readiness says whether the gateway can serve utterances (at least one of
+// its buses is up) and, when not, why; it lists the buses with their state
+// for /readyz and, in more detail, for the admin (GET /v1/admin/buses).
 type Readiness interface {
 	Ready() (bool, string)
+	States() []api.BusState
+	Infos() []api.BusInfo
 }
 
 // Blacklist is the IP blacklist as the admin routes manage it.

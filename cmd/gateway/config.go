@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/buses"
 	"github.com/ovosgw/gateway/internal/settings"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -24,7 +25,7 @@ const envPrefix = "GATEWAY_"
 // `gateway --help` and the README's table say.
 type config struct {
 	Addr              string        `env:"ADDR" envDefault:"127.0.0.1:8080" help:"address the HTTP API listens on"`
-	BusURL            string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core; empty starts the embedded bus with its built-in skills"`
+	BusURL            string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core, or several assistants' buses comma-separated (each session is pinned to one); empty starts the embedded bus with its built-in skills"`
 	EmbeddedBusAddr   string        `env:"EMBEDDED_BUS_ADDR" help:"when set, the embedded bus also listens here (ws://ADDR/core) so other peers can join it; a web page (an upgrade with an Origin header) never can"`
 	EmbeddedBusSecret api.Secret    `env:"EMBEDDED_BUS_SECRET" help:"when set, a peer joining the embedded bus at EMBEDDED_BUS_ADDR must send the header Authorization: Bearer <secret> (at least 16 characters); stock OVOS peers cannot, so leave it empty for them and keep the bus on loopback"`
 	EmbeddedDialect   string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
@@ -87,6 +88,11 @@ func (c config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together"))
+	}
+	if c.BusURL != "" {
+		if _, err := buses.ParseList(c.BusURL); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.TokenTTL < 2*time.Second {
 		errs = append(errs, errors.New("GATEWAY_TOKEN_TTL must be at least 2s"))

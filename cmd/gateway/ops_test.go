@@ -131,7 +131,7 @@ func TestMetricsFollowWhatHappens(t *testing.T) {
 	if v := scrape(t, g, `gateway_http_requests_total{method="POST",route="/v1/utterances",status="200"}`); v != 2 {
 		t.Fatalf("utterance requests = %v", v)
 	}
-	if v := scrape(t, g, "gateway_bus_link_up"); v != 1 {
+	if v := scrape(t, g, `gateway_bus_link_up{bus="1"}`); v != 1 {
 		t.Fatalf("bus_link_up = %v", v)
 	}
 	failLogins(t, g.from(t, "127.0.0.12"), 2)

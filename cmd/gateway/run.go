@@ -24,6 +24,7 @@ Usage:
   gateway clients list | remove ID | rotate-key ID
   gateway blacklist add CIDR [--ttl D] [--reason R] | list | remove CIDR
   gateway intents protect PATTERN | list | unprotect PATTERN   (the password is read from the terminal or standard input)
+  gateway bus [--addr 127.0.0.1:8181] [--dialect ovos|classic]   the embedded bus and its built-in skills alone, a stand-alone assistant
   gateway healthcheck                     exit 0 when the server at --addr answers /healthz
   gateway --version                       the build: module version, VCS revision, Go version
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		return serve(ctx, cfg, log, stdout)
+	case "bus":
+		return runBus(ctx, args, stdout, stderr)
 	case "clients", "blacklist", "intents":
 		return runAdminCommand(ctx, cmd, args, getenv, stdin, stdout, stderr)
 	case "healthcheck":

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,15 +20,14 @@ import (
 	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/buses"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/intentgate"
-	"github.com/ovosgw/gateway/internal/messagebus"
 	"github.com/ovosgw/gateway/internal/metrics"
 	"github.com/ovosgw/gateway/internal/ratelimit"
 	"github.com/ovosgw/gateway/internal/selfsigned"
 	"github.com/ovosgw/gateway/internal/sessions"
-	"github.com/ovosgw/gateway/internal/skills"
 	"github.com/ovosgw/gateway/internal/tokens"
 	"github.com/ovosgw/gateway/internal/utterances"
 	"github.com/ovosgw/gateway/middleware"
@@ -97,11 +96,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer func() { stopBG(); wg.Wait() }()
 
-	// The bus: the assistant's, or our embedded one with its skills.
-	busURL := cfg.BusURL
+	// The buses: the assistants', or our embedded one with its skills.
+	busURLs, _ := buses.ParseList(cfg.BusURL) // validated by loadConfig
 	var dial func(context.Context, string, string) (net.Conn, error)
-	if busURL == "" {
-		mb, err := messagebus.New(messagebus.Config{Logger: log.With("component", "messagebus"), Secret: cfg.EmbeddedBusSecret})
+	if cfg.BusURL == "" {
+		a, err := startAssistant(cfg.EmbeddedDialect, cfg.EmbeddedBusSecret, 0, log)
 		if err != nil {
 			return err
 		}
@@ -111,27 +110,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		defer func() {
 			stopBG()
 			wg.Wait()
-			mb.Close()
+			a.Close()
 		}()
-		busURL, dial = embeddedBusURL, mb.DialContext
+		busURLs, dial = []string{embeddedBusURL}, a.Bus.DialContext
 		if cfg.EmbeddedBusAddr != "" {
-			stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, mb.Handler(), log)
+			stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, a.Bus.Handler(), log)
 			if err != nil {
 				return err
 			}
 			defer stopBus()
 			fmt.Fprintf(stdout, "embedded messagebus: ws://%s/core\n", addr)
 		}
-		skillLink, err := busclient.New(busclient.Config{URL: busURL, Name: "skills", NetDialContext: dial, Logger: log.With("component", "skills-link")})
-		if err != nil {
-			return err
-		}
-		sk, err := skills.New(skills.Config{Dialect: cfg.EmbeddedDialect, Logger: log.With("component", "skills")}, skillLink)
-		if err != nil {
-			return err
-		}
-		goBG("skills link", skillLink.Run)
-		goBG("skills", sk.Run)
 	}
 
 	streams, err := hub.New(hub.Config{Logger: log.With("component", "hub")})
@@ -139,21 +128,36 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	m := metrics.New()
+	// One link per bus, each with its own reconnects and back-off.
 	var br *bridge.Bridge
-	link, err := busclient.New(busclient.Config{
-		URL: busURL, Name: "gateway", NetDialContext: dial, Logger: log.With("component", "bus"),
-		// The link logs its own ups and downs; the bridge ends what was pending.
-		OnLink: func(up bool, _ error) {
-			if !up && br != nil {
-				br.LinkDown()
-			}
-		},
-	})
+	links := make([]*busclient.Client, len(busURLs))
+	busLinks, setLinks, metricLinks := make([]bridge.Bus, len(busURLs)), make([]buses.Link, len(busURLs)), make([]metrics.BusLink, len(busURLs))
+	for i, u := range busURLs {
+		blog := log.With("component", "bus")
+		if len(busURLs) > 1 {
+			blog = blog.With("bus", buses.Label(i))
+		}
+		link, err := busclient.New(busclient.Config{
+			URL: u, Name: "gateway", NetDialContext: dial, Logger: blog,
+			// The link logs its own ups and downs; the bridge ends what was
+			// pending on this bus (never re-sent elsewhere).
+			OnLink: func(up bool, _ error) {
+				if !up && br != nil {
+					br.BusDown(i)
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		links[i], busLinks[i], setLinks[i], metricLinks[i] = link, link, link, link
+	}
+	set, err := buses.NewSet(busURLs, setLinks)
 	if err != nil {
 		return err
 	}
 	var reg *clients.Registry
-	br, err = bridge.New(bridge.Config{
+	br, err = bridge.NewMulti(bridge.Config{
 		UtteranceTimeout: cfg.UtteranceTimeout,
 		Logger:           log.With("component", "bridge"),
 		Observe:          m.ObserveUtterance,
@@ -161,19 +165,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			id, err := reg.Resolve(context.Background(), name)
 			return id, err == nil
 		},
-	}, link, streams)
+		// A session's bus: the first of its rendezvous order that is up.
+		Pick: set.Pick,
+	}, busLinks, streams)
 	if err != nil {
 		return err
 	}
+	set.CountInFlight(func(pos int) int64 { return br.BusStats(pos).Pending })
 	reg, err = clients.New(st, streams, br, log.With("component", "clients"))
 	if err != nil {
 		return err
 	}
-	// The pump: every frame from the bus goes through the bridge to the hub.
-	unsubscribe := link.Subscribe(br.Dispatch)
-	defer unsubscribe()
+	// The pumps: every frame from every bus goes through the bridge to the
+	// hub.
 	goBG("bridge", br.Run)
-	goBG("bus link", link.Run)
+	for i, link := range links {
+		unsubscribe := link.Subscribe(func(f *api.Frame) { br.DispatchFrom(i, f) })
+		defer unsubscribe()
+		goBG("bus link "+buses.Label(i), link.Run)
+	}
 
 	tok, err := tokens.New(tokens.Config{Secret: secret, TTL: cfg.TokenTTL}, st)
 	if err != nil {
@@ -210,7 +220,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return nil
 	})
 
-	m.Watch(metrics.Sources{Bus: link, Hub: streams, Bridge: br, Bans: bn, Gate: gate, Blacklist: bl})
+	m.Watch(metrics.Sources{Buses: metricLinks, Hub: streams, Bridge: br, Bans: bn, Gate: gate, Blacklist: bl})
 	hcfg := handlers.Config{
 		Logger:         log.With("component", "http"),
 		TrustedProxies: trusted,
@@ -239,7 +249,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	httpAPI, err := handlers.New(hcfg, handlers.Deps{
 		Sessions: sess, Clients: reg, Utterances: talk, Streams: streams,
-		Ready: readiness{link}, Blacklist: bl, ProtectedIntents: gate, Limits: limits,
+		Ready: set, Blacklist: bl, ProtectedIntents: gate, Limits: limits,
 	})
 	if err != nil {
 		return err
@@ -276,7 +286,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		fmt.Fprintf(stdout, "admin token (shown once, only its hash is kept): %s\n", newAdminToken.Reveal())
 	}
 	fmt.Fprintf(stdout, "gateway listening on %s (console %s/)\n", base, base)
-	log.Info("gateway started", slog.String("addr", ln.Addr().String()), slog.String("bus", redactURL(busURL)))
+	shown := make([]string, len(busURLs))
+	for i, u := range busURLs {
+		shown[i] = buses.Redact(u)
+	}
+	log.Info("gateway started", slog.String("addr", ln.Addr().String()), slog.String("bus", strings.Join(shown, ",")))
 
 	select {
 	case <-ctx.Done():
@@ -343,30 +357,6 @@ func isGuess(reason string) bool {
 		return true
 	}
 	return false
-}
-
-// readiness reports the bus link as the gateway's readiness.
-type readiness struct{ link *busclient.Client }
-
-func (r readiness) Ready() (bool, string) {
-	st := r.link.Status()
-	if st.Connected {
-		return true, ""
-	}
-	if st.LastError != "" {
-		return false, "bus link down: " + st.LastError
-	}
-	return false, "bus link down"
-}
-
-// redactURL drops any user information from a URL before it is logged.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
 }
 
 // listenBus serves the embedded bus on addr for other peers.

@@ -107,15 +107,20 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for latencies; default time.Now.
 	Now func() time.Time
+	// Pick, for a bridge over several buses (NewMulti), is the position of
+	// the bus a session's next utterance or dry run goes to, or -1 when no
+	// bus is up. Required with more than one bus.
+	Pick func(sessionID string) int
 }
 
-// Bridge connects clients to the bus. It is safe for concurrent use; Dispatch
-// must be called from one goroutine (the bus reader).
+// Bridge connects clients to the bus, or to several buses. It is safe for
+// concurrent use; each bus's frames are passed to Dispatch (DispatchFrom) by
+// that bus's one reader.
 type Bridge struct {
-	cfg Config
-	bus Bus
-	pub Publisher
-	log *slog.Logger
+	cfg   Config
+	buses []Bus
+	pub   Publisher
+	log   *slog.Logger
 
 	// senders admits a few Send calls at a time (see Send).
 	senders chan struct{}
@@ -129,8 +134,25 @@ type Bridge struct {
 	recent     []string            // ring of ended utterance ids
 	recentNext int                 // next slot of recent
 	npending   int                 // utterances (and dry runs) not ended
+	sameBus    []bool              // by position: seen to carry another position's traffic
 
-	st counters
+	st    counters
+	busSt []busCounters // by bus position
+}
+
+// busCounters are one bus's share of the counters.
+type busCounters struct {
+	handled, intentFailure, timeout, errored atomic.Uint64
+	pending                                  atomic.Int64
+}
+
+// BusStats are one bus's utterances, for metrics by bus.
+type BusStats struct {
+	Handled       uint64 // utterances ended "handled"
+	IntentFailure uint64 // utterances ended "intent_failure"
+	Timeout       uint64 // utterances ended "timeout"
+	Error         uint64 // utterances ended "error"
+	Pending       int64  // utterances (not dry runs) in flight now
 }
 
 type client struct {
@@ -177,8 +199,19 @@ func maxSenders() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // New returns a Bridge over bus publishing to pub, with cfg's defaults filled.
 func New(cfg Config, bus Bus, pub Publisher) (*Bridge, error) {
-	if bus == nil {
+	return NewMulti(cfg, []Bus{bus}, pub)
+}
+
+// NewMulti returns a Bridge over several buses, each a separate assistant:
+// every utterance and dry run goes to the bus cfg.Pick chooses for its
+// session, and stays tied to it (BusDown ends it). Frames are routed the
+// same way whichever bus carried them (DispatchFrom).
+func NewMulti(cfg Config, buses []Bus, pub Publisher) (*Bridge, error) {
+	if len(buses) == 0 || slices.Contains(buses, nil) {
 		return nil, errors.New("bridge: nil bus")
+	}
+	if len(buses) > 1 && cfg.Pick == nil {
+		return nil, errors.New("bridge: several buses and no Pick")
 	}
 	if pub == nil {
 		return nil, errors.New("bridge: nil publisher")
@@ -214,7 +247,9 @@ func New(cfg Config, bus Bus, pub Publisher) (*Bridge, error) {
 	}
 	return &Bridge{
 		cfg:      cfg,
-		bus:      bus,
+		buses:    buses,
+		busSt:    make([]busCounters, len(buses)),
+		sameBus:  make([]bool, len(buses)),
 		pub:      pub,
 		log:      log,
 		senders:  make(chan struct{}, maxSenders()),
@@ -245,6 +280,7 @@ type Pending struct {
 	clientID  string
 	sessionID string
 	lang      string
+	bus       int  // the position of the bus it went to
 	dry       bool // an intent query, not an utterance
 	collect   bool
 	start     time.Time
@@ -432,7 +468,8 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 	case <-ctx.Done():
 		return nil, unavailable("the request ended before the utterance was sent")
 	}
-	if !b.bus.Connected() {
+	pos, bus := b.busFor(u.SessionID)
+	if bus == nil {
 		b.st.refused.Add(1)
 		return nil, unavailable("the assistant's messagebus is not connected")
 	}
@@ -446,7 +483,7 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 		return nil, err
 	}
 	p := &Pending{
-		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, lang: lang,
+		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, lang: lang, bus: pos,
 		collect: collect, start: b.cfg.Now(),
 		doneCh: make(chan struct{}), askedCh: make(chan struct{}),
 	}
@@ -456,7 +493,7 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 		b.st.refused.Add(1)
 		return nil, err
 	}
-	werr := b.bus.Send(ctx, msg)
+	werr := bus.Send(ctx, msg)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -484,6 +521,19 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 	return p, nil
 }
 
+// busFor is the bus a session's next message goes to, and its position; nil
+// when no bus is up.
+func (b *Bridge) busFor(sessionID string) (int, Bus) {
+	pos := 0
+	if b.cfg.Pick != nil {
+		pos = b.cfg.Pick(sessionID)
+	}
+	if pos < 0 || pos >= len(b.buses) || !b.buses[pos].Connected() {
+		return -1, nil
+	}
+	return pos, b.buses[pos]
+}
+
 // register makes p pending and its client and session known.
 func (b *Bridge) register(p *Pending) error {
 	b.mu.Lock()
@@ -500,6 +550,7 @@ func (b *Bridge) register(p *Pending) error {
 	if p.dry {
 		return nil
 	}
+	b.busSt[p.bus].pending.Add(1)
 	c := b.knownClient(p.clientID)
 	c.pending[p.id] = p
 	s := b.sessions[p.sessionID]
@@ -555,6 +606,7 @@ func (b *Bridge) unlink(p *Pending) {
 	if p.dry {
 		return
 	}
+	b.busSt[p.bus].pending.Add(-1)
 	if c := b.clients[p.clientID]; c != nil {
 		delete(c.pending, p.id)
 	}
@@ -601,15 +653,20 @@ func (b *Bridge) end(p *Pending, status string) {
 	if p.dry {
 		return
 	}
+	bs := &b.busSt[p.bus]
 	switch status {
 	case api.StatusHandled:
 		b.st.handled.Add(1)
+		bs.handled.Add(1)
 	case api.StatusIntentFailure:
 		b.st.intentFailure.Add(1)
+		bs.intentFailure.Add(1)
 	case api.StatusTimeout:
 		b.st.timeout.Add(1)
+		bs.timeout.Add(1)
 	default:
 		b.st.errored.Add(1)
+		bs.errored.Add(1)
 	}
 	if b.cfg.Observe != nil {
 		b.cfg.Observe(ObserveDone, b.cfg.Now().Sub(p.start))
@@ -648,6 +705,24 @@ func (b *Bridge) LinkDown() {
 	b.abortAll(b.utts)
 }
 
+// BusDown tells the bridge that the link to the bus at position pos
+// dropped: every utterance pending on that bus ends at once with status
+// "error" and is never sent again elsewhere (it may have started an action
+// already). Utterances on the other buses go on.
+func (b *Bridge) BusDown(pos int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.utts {
+		if p.bus == pos && p.status == "" && !p.dry {
+			if p.sent {
+				b.end(p, api.StatusError)
+			} else {
+				p.abort = api.StatusError
+			}
+		}
+	}
+}
+
 // ForgetSession forgets a session at logout: bus messages naming its session
 // id no longer reach the client. Its pending utterances still end normally
 // (by their utterance id or their timeout).
@@ -684,6 +759,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.closed = true
 	b.abortAll(b.utts)
 	return nil
+}
+
+// BusStats returns the counters of the bus at position pos.
+func (b *Bridge) BusStats(pos int) BusStats {
+	if pos < 0 || pos >= len(b.busSt) {
+		return BusStats{}
+	}
+	s := &b.busSt[pos]
+	return BusStats{
+		Handled:       s.handled.Load(),
+		IntentFailure: s.intentFailure.Load(),
+		Timeout:       s.timeout.Load(),
+		Error:         s.errored.Load(),
+		Pending:       s.pending.Load(),
+	}
 }
 
 // Stats returns the bridge's counters.

@@ -18,7 +18,14 @@ import (
 // signal also ends its utterance with a done event. Frames for no client of
 // ours are dropped. It is called by the single bus reader for every frame,
 // costs O(1) in the number of clients and sessions, and never blocks.
-func (b *Bridge) Dispatch(f *api.Frame) {
+func (b *Bridge) Dispatch(f *api.Frame) { b.DispatchFrom(0, f) }
+
+// DispatchFrom is Dispatch for a frame that the bus at position pos
+// carried; each bus's reader calls it. Frames are routed the same way
+// whichever bus carried them, but a frame naming an utterance sent on
+// another bus is ignored: the same bus listed twice under two names would
+// otherwise deliver its replies twice.
+func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 	if f == nil {
 		return
 	}
@@ -27,15 +34,19 @@ func (b *Bridge) Dispatch(f *api.Frame) {
 		// The bus greeting, and our own kind of traffic: our echoes, and
 		// other peers' utterances, which no client of ours should see.
 		b.st.ignored.Add(1)
+		if f.Type != api.TypeConnected && len(b.buses) > 1 {
+			b.noteSameBus(pos, f)
+		}
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := &f.Route
 	if r.UtteranceID != "" {
-		if p := b.utts[r.UtteranceID]; p != nil && p.dry {
+		if p := b.utts[r.UtteranceID]; p != nil && (p.dry || p.bus != pos) {
 			// Traffic caused by a dry run (the reply, fallback pings): the
-			// gateway's question, not the client's.
+			// gateway's question, not the client's. Or a copy of an
+			// utterance's traffic on another bus than its own.
 			b.st.ignored.Add(1)
 			return
 		}
@@ -70,6 +81,21 @@ func (b *Bridge) Dispatch(f *api.Frame) {
 	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
 	if p != nil {
 		b.end(p, status)
+	}
+}
+
+// noteSameBus logs, once per bus, that the bus at pos carried an utterance
+// this bridge sent on another bus: two entries of the list are one bus.
+func (b *Bridge) noteSameBus(pos int, f *api.Frame) {
+	id := f.Route.UtteranceID
+	if id == "" || pos < 0 || pos >= len(b.sameBus) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.utts[id]; p != nil && p.bus != pos && !b.sameBus[pos] {
+		b.sameBus[pos] = true
+		b.log.Error("two configured buses are one messagebus: replies are taken only from the bus each utterance went to", "bus", pos+1, "other", p.bus+1)
 	}
 }
 

@@ -43,7 +43,8 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 	if err := b.check(u); err != nil {
 		return nil, err
 	}
-	if !b.bus.Connected() {
+	pos, bus := b.busFor(u.SessionID)
+	if bus == nil {
 		return nil, unavailable("the assistant's messagebus is not connected")
 	}
 	id := newID()
@@ -55,7 +56,7 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 		return nil, err
 	}
 	p := &Pending{
-		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, dry: true,
+		b: b, id: id, clientID: u.ClientID, sessionID: u.SessionID, dry: true, bus: pos,
 		doneCh: make(chan struct{}), askedCh: make(chan struct{}),
 	}
 	if err := b.register(p); err != nil {
@@ -82,7 +83,7 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.IntentTimeout)
 	defer cancel()
-	reply, err := b.bus.Request(rctx, msg, match)
+	reply, err := bus.Request(rctx, msg, match)
 	if err != nil {
 		b.st.dryRunFailures.Add(1)
 		if cerr := ctx.Err(); cerr != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/buildinfo"
+	"github.com/ovosgw/gateway/internal/buses"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/intentgate"
 )
@@ -35,8 +36,12 @@ type BusLink interface {
 // Hub is the stream hub as metrics read it.
 type Hub interface{ Stats() hub.Stats }
 
-// Bridge is the bus bridge as metrics read it.
-type Bridge interface{ Stats() bridge.Stats }
+// Bridge is the bus bridge as metrics read it: its counters, in all and by
+// bus position.
+type Bridge interface {
+	Stats() bridge.Stats
+	BusStats(pos int) bridge.BusStats
+}
 
 // Bans is the automatic ban keeper as metrics read it.
 type Bans interface{ Stats() bans.Stats }
@@ -51,7 +56,9 @@ type Blacklist interface {
 
 // Sources are the components whose counters are exported; any may be nil.
 type Sources struct {
-	Bus       BusLink
+	// Buses are the bus links in configured order; their metrics carry the
+	// label bus, the position from "1" (buses.Label).
+	Buses     []BusLink
 	Hub       Hub
 	Bridge    Bridge
 	Bans      Bans
@@ -122,19 +129,42 @@ func New() *Metrics {
 // Watch registers the components' counters, read at scrape time.
 func (m *Metrics) Watch(src Sources) {
 	reg := m.reg
-	if b := src.Bus; b != nil {
+	for i, b := range src.Buses {
+		bus := prometheus.Labels{"bus": buses.Label(i)}
 		reg.MustRegister(
-			gauge("bus_link_up", "1 while the bus link is up.", func() float64 {
+			busGauge("bus_link_up", "1 while the bus link is up.", bus, func() float64 {
 				if b.Connected() {
 					return 1
 				}
 				return 0
 			}),
-			counter("bus_frames_in_total", "Frames read from the bus.", func() uint64 { return b.Stats().FramesIn }),
-			counter("bus_frames_out_total", "Frames written to the bus.", func() uint64 { return b.Stats().FramesOut }),
-			counter("bus_reconnects_total", "Bus reconnections after the first connection.", func() uint64 { return b.Stats().Reconnects }),
-			counter("bus_frames_dropped_total", "Bus frames that did not parse.", func() uint64 { return b.Stats().Dropped }),
+			busCounter("bus_frames_in_total", "Frames read from the bus.", bus, func() uint64 { return b.Stats().FramesIn }),
+			busCounter("bus_frames_out_total", "Frames written to the bus.", bus, func() uint64 { return b.Stats().FramesOut }),
+			busCounter("bus_reconnects_total", "Bus reconnections after the first connection.", bus, func() uint64 { return b.Stats().Reconnects }),
+			busCounter("bus_frames_dropped_total", "Bus frames that did not parse.", bus, func() uint64 { return b.Stats().Dropped }),
 		)
+		if br := src.Bridge; br != nil {
+			pos := i
+			reg.MustRegister(busGauge("bus_utterances_in_flight", "Utterances sent on the bus and not ended yet.", bus, func() float64 {
+				return float64(br.BusStats(pos).Pending)
+			}))
+			for _, s := range []struct {
+				status string
+				get    func(bridge.BusStats) uint64
+			}{
+				{"handled", func(s bridge.BusStats) uint64 { return s.Handled }},
+				{"intent_failure", func(s bridge.BusStats) uint64 { return s.IntentFailure }},
+				{"timeout", func(s bridge.BusStats) uint64 { return s.Timeout }},
+				{"error", func(s bridge.BusStats) uint64 { return s.Error }},
+			} {
+				get := s.get
+				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Namespace: Namespace, Name: "bus_utterances_total",
+					Help:        "Utterances sent on the bus, by final status.",
+					ConstLabels: prometheus.Labels{"bus": buses.Label(i), "status": s.status},
+				}, func() float64 { return float64(get(br.BusStats(pos))) }))
+			}
+		}
 	}
 	if h := src.Hub; h != nil {
 		reg.MustRegister(
@@ -250,6 +280,14 @@ func (t timedDryRun) Intent(ctx context.Context, u bridge.Utterance) (*bridge.In
 	in, err := t.DryRun.Intent(ctx, u)
 	t.h.Observe(time.Since(start).Seconds())
 	return in, err
+}
+
+func busGauge(name, help string, bus prometheus.Labels, f func() float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: bus}, f)
+}
+
+func busCounter(name, help string, bus prometheus.Labels, f func() uint64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: bus}, func() float64 { return float64(f()) })
 }
 
 func gauge(name, help string, f func() float64) prometheus.Collector {
