@@ -171,9 +171,11 @@ func TestParseListRefusesBadEntries(t *testing.T) {
 
 type fakeLink struct{ up bool }
 
-func (f *fakeLink) Connected() bool          { return f.up }
-func (f *fakeLink) Status() busclient.Status { return busclient.Status{Connected: f.up, LastError: "refused"} }
-func (f *fakeLink) Stats() busclient.Stats   { return busclient.Stats{Reconnects: 2} }
+func (f *fakeLink) Connected() bool { return f.up }
+func (f *fakeLink) Status() busclient.Status {
+	return busclient.Status{Connected: f.up, LastError: "refused"}
+}
+func (f *fakeLink) Stats() busclient.Stats { return busclient.Stats{Reconnects: 2} }
 
 // The set picks among the links that are up, is ready while one is, and
 // lists every bus with its state.
