@@ -55,9 +55,18 @@ func (s *Server) parseWait(r *http.Request) (time.Duration, error) {
 	if !q.Has("wait") {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(q.Get("wait"))
+	d, err := waitDuration(q.Get("wait"))
 	if err != nil || d <= 0 || d > s.cfg.MaxWait {
-		return 0, api.Errorf(api.EINVALID, "wait must be a duration such as 10s, above 0 and at most %s", s.cfg.MaxWait)
+		return 0, api.Errorf(api.EINVALID, "wait must be a number of seconds or a duration such as 10 or 10s, above 0 and at most %s", s.cfg.MaxWait)
 	}
 	return d, nil
+}
+
+// waitDuration reads ?wait=: a Go duration ("10s", "1m30s") or bare
+// seconds ("10", "2.5"), as curl users type it.
+func waitDuration(v string) (time.Duration, error) {
+	if v != "" && strings.Trim(v, "0123456789.") == "" && strings.Count(v, ".") <= 1 {
+		v += "s"
+	}
+	return time.ParseDuration(v)
 }

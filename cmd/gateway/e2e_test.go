@@ -70,6 +70,21 @@ func TestWaitReturnsSpeechAndStatus(t *testing.T) {
 	}
 }
 
+// TestWaitInBareSeconds checks that ?wait= takes bare seconds as curl users
+// type them (issue 17, item 10), as well as a duration.
+func TestWaitInBareSeconds(t *testing.T) {
+	g := startGateway(t, nil)
+	tok := g.newClient(t, "lab").Token.Reveal()
+	for _, wait := range []string{"10", "9.5", "10s"} {
+		var r api.UtteranceResult
+		resp := g.call(t, http.MethodPost, "/v1/utterances?wait="+wait, tok, api.UtteranceRequest{Utterance: "say hello"}, &r)
+		wantStatus(t, resp, http.StatusOK)
+		if r.Status != api.StatusHandled {
+			t.Errorf("wait=%s: status %q, want handled", wait, r.Status)
+		}
+	}
+}
+
 func TestFollowUpQuestion(t *testing.T) {
 	g := startGateway(t, nil)
 	s := g.newClient(t, "porch")
@@ -374,6 +389,8 @@ func TestBadInput(t *testing.T) {
 		{"bad wait", "POST", "/v1/utterances?wait=soon", tok, "application/json", `{"utterance":"hi"}`, 400},
 		{"negative wait", "POST", "/v1/utterances?wait=-1s", tok, "application/json", `{"utterance":"hi"}`, 400},
 		{"huge wait", "POST", "/v1/utterances?wait=100h", tok, "application/json", `{"utterance":"hi"}`, 400},
+		{"huge wait in seconds", "POST", "/v1/utterances?wait=100000", tok, "application/json", `{"utterance":"hi"}`, 400},
+		{"zero wait in seconds", "POST", "/v1/utterances?wait=0", tok, "application/json", `{"utterance":"hi"}`, 400},
 		{"truncated json", "POST", "/v1/sessions", "", "application/json", `{"client_id":"lab"`, 400},
 		{"wrong key", "POST", "/v1/sessions", "", "application/json", `{"client_id":"lab","access_key":"nope"}`, 401},
 		{"unknown client", "POST", "/v1/sessions", "", "application/json", `{"client_id":"ghost","access_key":"nope"}`, 401},
