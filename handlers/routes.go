@@ -23,7 +23,9 @@ func (s *Server) routes() http.Handler {
 		middleware.ClientIP(s.cfg.TrustedProxies),
 	)
 	if s.deps.Blacklist != nil {
-		r.Use(middleware.Blacklist(s.deps.Blacklist))
+		// Health checks answer whatever the address (a banned proxy is
+		// still told the server is up).
+		r.Use(middleware.Blacklist(s.deps.Blacklist, "/healthz", "/readyz"))
 	}
 	r.Use(middleware.SecurityHeaders)
 	if s.cfg.AllowedHosts != nil {

@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/problem"
@@ -13,12 +14,19 @@ type Blocker interface {
 	Blocked(addr netip.Addr) bool
 }
 
-// Blacklist answers 403 to a refused address on every route, before anything
-// else runs. It must come after ClientIP. A request whose address could not
-// be settled is refused too (fail closed).
-func Blacklist(b Blocker) func(http.Handler) http.Handler {
+// Blacklist answers 403 to a refused address on every route but the paths
+// listed in open, before anything else runs. It must come after ClientIP. A
+// request whose address could not be settled is refused too (fail closed).
+// The open paths are the health checks: a load balancer or proxy whose
+// address is banned must still see the server alive, or it takes the
+// gateway out of service for everyone.
+func Blacklist(b Blocker, open ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slices.Contains(open, r.URL.Path) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			addr := ClientAddr(r)
 			if !addr.IsValid() || b.Blocked(addr) {
 				problem.Write(w, r, api.Errorf(api.EBLACKLISTED, "this address is not allowed"))

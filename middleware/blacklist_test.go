@@ -38,3 +38,19 @@ func TestBlacklistRefusesBeforeAnythingElse(t *testing.T) {
 		}
 	}
 }
+
+// TestBlacklistLeavesOpenPaths checks that the paths given as open (the
+// health checks) answer a refused address, and only those exact paths.
+func TestBlacklistLeavesOpenPaths(t *testing.T) {
+	h := middleware.ClientIP(nil)(middleware.Blacklist(blockList{netip.MustParsePrefix("203.0.113.0/24")}, "/healthz", "/readyz")(ok))
+	for _, c := range []struct {
+		path string
+		want int
+	}{{"/healthz", 200}, {"/readyz", 200}, {"/healthz/", 403}, {"/v1/clients/me", 403}, {"/", 403}} {
+		req := httptest.NewRequest("GET", c.path, nil)
+		req.RemoteAddr = "203.0.113.9:1"
+		if w := serve(t, h, req); w.Code != c.want {
+			t.Errorf("%s: status %d, want %d", c.path, w.Code, c.want)
+		}
+	}
+}

@@ -55,11 +55,14 @@ func TestRepeatedFailuresBanTheAddress(t *testing.T) {
 	g := startGateway(t, map[string]string{"BAN_AFTER": "3", "BAN_WINDOW": "1m", "BAN_FOR": "1h"})
 	attacker, bystander := g.from(t, "127.0.0.2"), g.from(t, "127.0.0.3")
 	failLogins(t, attacker, 3)
-	resp := attacker.call(t, http.MethodGet, "/healthz", "", nil, nil)
+	resp := attacker.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil)
 	if resp.StatusCode != http.StatusForbidden || problemType(t, resp) != "/problems/blacklisted" {
-		t.Fatalf("banned address on /healthz: %d", resp.StatusCode)
+		t.Fatalf("banned address on /openapi.yaml: %d", resp.StatusCode)
 	}
-	wantStatus(t, bystander.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	// The health checks answer whatever the address (issue 17, item 3).
+	wantStatus(t, attacker.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, attacker.call(t, http.MethodGet, "/readyz", "", nil, nil), http.StatusOK)
+	wantStatus(t, bystander.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 
 	var list []api.BlacklistEntry
 	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/blacklist", g.AdminToken, nil, &list), http.StatusOK)
@@ -72,7 +75,7 @@ func TestRepeatedFailuresBanTheAddress(t *testing.T) {
 	wantStatus(t, resp, http.StatusForbidden)
 	// The admin lifts it.
 	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.2/32"), g.AdminToken, nil, nil), http.StatusNoContent)
-	wantStatus(t, attacker.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, attacker.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 }
 
 // Invalid tokens count like wrong keys: probing tokens is probing too.
@@ -82,7 +85,7 @@ func TestForgedTokensCountTowardsABan(t *testing.T) {
 	for range 3 {
 		wantStatus(t, a.call(t, http.MethodGet, "/v1/clients/me", "eyJhbGciOiJub25lIn0.e30.", nil, nil), http.StatusUnauthorized)
 	}
-	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+	wantStatus(t, a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
 }
 
 // A ban must end: BAN_FOR is a duration, not forever.
@@ -90,8 +93,8 @@ func TestBanExpires(t *testing.T) {
 	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "BAN_FOR": "1s"})
 	a := g.from(t, "127.0.0.5")
 	failLogins(t, a, 2)
-	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
-	waitFor(t, func() bool { return a.call(t, http.MethodGet, "/healthz", "", nil, nil).StatusCode == http.StatusOK })
+	wantStatus(t, a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	waitFor(t, func() bool { return a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil).StatusCode == http.StatusOK })
 }
 
 // The allowlist protects the owner's own network from being banned by
@@ -100,7 +103,7 @@ func TestAllowlistIsNeverBanned(t *testing.T) {
 	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "IP_ALLOWLIST": "127.0.0.6/32"})
 	a := g.from(t, "127.0.0.6")
 	failLogins(t, a, 6)
-	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 }
 
 // X-Forwarded-For from a peer that is not a trusted proxy is ignored:
@@ -118,7 +121,7 @@ func TestSpoofedForwardedForIsIgnored(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	wantStatus(t, a.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+	wantStatus(t, a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
 }
 
 // With a trusted proxy, the address it reports is the one judged.
@@ -148,7 +151,8 @@ func TestTrustedProxyAddressIsBelieved(t *testing.T) {
 
 func TestBlacklistAdminRoutesAndConfig(t *testing.T) {
 	g := startGateway(t, map[string]string{"IP_BLACKLIST": "127.0.0.9"})
-	wantStatus(t, g.from(t, "127.0.0.9").call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusForbidden)
+	wantStatus(t, g.from(t, "127.0.0.9").call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	wantStatus(t, g.from(t, "127.0.0.9").call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
 	var e api.BlacklistEntry
 	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.10", Reason: "testing", TTL: "1h"}, &e), http.StatusCreated)
 	if e.CIDR != "127.0.0.10/32" || e.Source != api.BlacklistAdmin || e.ExpiresAt == nil {
@@ -165,7 +169,7 @@ func TestBlacklistAdminRoutesAndConfig(t *testing.T) {
 	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "nonsense"}, nil), http.StatusBadRequest)
 	wantStatus(t, g.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.11", TTL: "forever"}, nil), http.StatusBadRequest)
 	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.10/32"), g.AdminToken, nil, nil), http.StatusNoContent)
-	wantStatus(t, g.from(t, "127.0.0.10").call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, g.from(t, "127.0.0.10").call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.10/32"), g.AdminToken, nil, nil), http.StatusNotFound)
 }
 
@@ -447,7 +451,7 @@ func TestEndedSessionsDoNotBan(t *testing.T) {
 	for range 4 {
 		wantStatus(t, d.call(t, http.MethodGet, "/v1/clients/me", s.Token.Reveal(), nil, nil), http.StatusUnauthorized)
 	}
-	wantStatus(t, d.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	wantStatus(t, d.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 	if v := scrape(t, g, `gateway_auth_failures_total{reason="token-revoked"}`); v != 4 {
 		t.Fatalf("revoked-token refusals counted %v", v)
 	}
@@ -640,6 +644,44 @@ func TestHealthcheckFollowsTLS(t *testing.T) {
 	env["GATEWAY_TLS_CERT"], env["GATEWAY_TLS_KEY"] = filepath.Join(self.DataDir, selfsigned.CertFile), filepath.Join(self.DataDir, selfsigned.KeyFile)
 	if err := check(env); err == nil {
 		t.Error("a server presenting another certificate passed the check")
+	}
+}
+
+// A proxy or load balancer whose address is refused still sees the server
+// alive (issue 17, item 3): `gateway healthcheck` passes with a trusted proxy
+// of 127.0.0.1/32 (its own requests carry no X-Forwarded-For, so their
+// address cannot be settled), and with 127.0.0.1 banned, also after a
+// restart (the ban survives it).
+func TestHealthcheckPassesWhenRefused(t *testing.T) {
+	healthcheck := func(g *gateway, extra map[string]string) error {
+		e := map[string]string{"GATEWAY_ADDR": g.URL[strings.Index(g.URL, "://")+3:], "GATEWAY_DATA_DIR": g.DataDir}
+		for k, v := range extra {
+			e["GATEWAY_"+k] = v
+		}
+		return run(t.Context(), []string{"healthcheck"}, func(k string) string { return e[k] }, strings.NewReader(""), io.Discard, io.Discard)
+	}
+
+	proxied := map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}
+	g := startGateway(t, proxied)
+	wantStatus(t, g.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	if err := healthcheck(g, proxied); err != nil {
+		t.Fatalf("healthcheck behind a trusted proxy: %v", err)
+	}
+	g.Stop(t)
+
+	banned := map[string]string{"BAN_AFTER": "2", "IP_ALLOWLIST": "", "DATA_DIR": t.TempDir()}
+	g = startGateway(t, banned)
+	failLogins(t, g, 2)
+	wantStatus(t, g.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	if err := healthcheck(g, nil); err != nil {
+		t.Fatalf("healthcheck from a banned address: %v", err)
+	}
+	wantStatus(t, g.call(t, http.MethodGet, "/readyz", "", nil, nil), http.StatusOK)
+	g.Stop(t)
+	g = startGateway(t, banned)
+	wantStatus(t, g.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	if err := healthcheck(g, nil); err != nil {
+		t.Fatalf("healthcheck from a banned address after a restart: %v", err)
 	}
 }
 
