@@ -50,9 +50,11 @@ const maxAfter = 1000
 // most 63 characters, and an attacker's longer ones must not cost memory.
 const maxClientKey = 64
 
-// Banner blocks a range for a while (*blacklist.Blacklist).
+// Banner blocks a range for a while, and says whether an address is
+// blocked (*blacklist.Blacklist).
 type Banner interface {
 	BanPrefix(ctx context.Context, p netip.Prefix, reason string, d time.Duration) (api.BlacklistEntry, error)
+	Blocked(addr netip.Addr) bool
 }
 
 // Config is the ban policy. Zero fields take the defaults.
@@ -123,6 +125,7 @@ type Bans struct {
 // addrRecord is what is known of one address (range).
 type addrRecord struct {
 	fails   []int64 // unix nanoseconds of recent failures, oldest first, at most After
+	pending int     // checks reserved by Attempt and not yet released
 	repeats int     // bans so far
 	banEnd  int64   // when the last ban ends
 }
@@ -281,6 +284,67 @@ func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (bann
 	return true
 }
 
+// Attempt reserves the check of a secret sent from addr (an intent
+// password) before it runs, so that a burst of guesses sent at once is
+// counted before it is checked, not after: it reports false, counting
+// nothing, when the address is blocked or when its recent failures and the
+// checks already reserved reach After. A burst of any size is thus checked
+// at most After times and bans the address once. When it reports true the
+// caller must call Release once the check is over. Allowlisted addresses are
+// never refused.
+func (b *Bans) Attempt(addr netip.Addr) bool {
+	addr = addr.Unmap().WithZone("")
+	if !addr.IsValid() {
+		return false
+	}
+	for _, p := range b.cfg.Allow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	if b.b.Blocked(addr) {
+		return false
+	}
+	key := b.key(addr)
+	cut := b.cfg.Now().UnixNano() - int64(b.cfg.Window)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.addrs.get(key)
+	if !ok {
+		r = &addrRecord{}
+		b.addrs.put(key, r)
+	}
+	recent := 0
+	for _, f := range r.fails {
+		if f > cut {
+			recent++
+		}
+	}
+	if recent+r.pending >= b.cfg.After {
+		return false
+	}
+	r.pending++
+	return true
+}
+
+// Release ends a check reserved by Attempt; a failed one is counted as
+// Failed counts it (and may ban the address).
+func (b *Bans) Release(ctx context.Context, addr netip.Addr, failed bool, reason string) {
+	addr = addr.Unmap().WithZone("")
+	if !addr.IsValid() {
+		return
+	}
+	key := b.key(addr)
+	b.mu.Lock()
+	if r, ok := b.addrs.peek(key); ok && r.pending > 0 {
+		r.pending--
+	}
+	b.mu.Unlock()
+	if failed {
+		b.Failed(ctx, addr, reason)
+	}
+}
+
 // banLength is the n-th ban's length: For doubled n-1 times, at most MaxFor.
 func (b *Bans) banLength(n int) time.Duration {
 	d := b.cfg.For
@@ -349,6 +413,37 @@ func (b *Bans) LoginFailed(clientID string) {
 	}
 	r.n++
 	r.last = now
+}
+
+// AttemptDelay counts an attempt for key (a client's intent passwords)
+// before it is checked, and returns how long to wait before checking it: the
+// slow-down of LoginDelay, counted from the attempts rather than from their
+// failures, so that attempts sent at once wait in turn. LoginSucceeded(key)
+// ends it.
+func (b *Bans) AttemptDelay(key string) time.Duration {
+	key = clientKey(key)
+	now := b.cfg.Now().UnixNano()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.clients.get(key)
+	if !ok {
+		r = &loginRecord{}
+		b.clients.put(key, r)
+	}
+	if now-r.last > int64(b.cfg.Window) {
+		r.n = 0
+	}
+	over := r.n - b.cfg.LoginFree
+	r.n++
+	r.last = now
+	if over < 0 {
+		return 0
+	}
+	d := b.cfg.LoginDelay
+	for i := 0; i < over && d < b.cfg.LoginMaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, b.cfg.LoginMaxDelay)
 }
 
 // LoginSucceeded ends clientID's slow-down. Address failures and bans stay.

@@ -55,11 +55,22 @@ type DryRun interface {
 	Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error)
 }
 
-// Failures counts a wrong password against the caller's address
-// (*bans.Bans). Pass a nil interface, not a nil pointer, for none.
+// Failures counts password checks before they run, as logins are counted
+// (*bans.Bans). Per address: Attempt reserves one (false: refuse it
+// unchecked, the address has failed or is trying too often), Release ends
+// it and counts a failure towards a ban. Per client: AttemptDelay counts an
+// attempt and says how long it waits first, LoginSucceeded ends the
+// slow-down. Pass a nil interface, not a nil pointer, for none.
 type Failures interface {
-	Failed(ctx context.Context, addr netip.Addr, reason string) bool
+	Attempt(addr netip.Addr) bool
+	Release(ctx context.Context, addr netip.Addr, failed bool, reason string)
+	AttemptDelay(key string) time.Duration
+	LoginSucceeded(key string)
 }
+
+// throttleKey is the per-client key of intent passwords in Failures, apart
+// from the client's logins (client ids never hold a colon).
+func throttleKey(clientID string) string { return "intent-password:" + clientID }
 
 // Config is the gate's configuration.
 type Config struct {
@@ -90,7 +101,10 @@ type Stats struct {
 	FailedOpen       uint64
 	PasswordRequired uint64
 	PasswordInvalid  uint64
-	Unlocked         uint64
+	// PasswordRefused are passwords refused unchecked: the address had
+	// too many failures and checks under way (Failures.Attempt).
+	PasswordRefused uint64
+	Unlocked        uint64
 }
 
 // Gate checks utterances against the protected patterns. It is safe for
@@ -108,7 +122,7 @@ type Gate struct {
 	mu   sync.Mutex
 	snap atomic.Pointer[snapshot]
 
-	dryRuns, dryRunFailures, failedOpen, required, invalid, unlocked atomic.Uint64
+	dryRuns, dryRunFailures, failedOpen, required, invalid, unlocked, refused atomic.Uint64
 }
 
 // snapshot is an immutable view of the protected patterns.
@@ -325,18 +339,34 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 		return nil, &api.Error{Code: api.EPASSWORDREQUIRED, Intent: name,
 			Detail: fmt.Sprintf("the intent %s is protected: send its password", name)}
 	}
+	// Counted before it is checked (issue: 40 guesses sent at once were all
+	// checked, and banned the address 8 times over).
+	if g.fails != nil {
+		if !g.fails.Attempt(addr) {
+			g.refused.Add(1)
+			g.log.Warn("intent password refused unchecked: too many attempts from the address", "intent", name, "client", u.ClientID, "addr", addr)
+			return nil, &api.Error{Code: api.ERATELIMITED, Intent: name, RetryAfter: retryAfter,
+				Detail: "too many intent password attempts from this address; try again later"}
+		}
+	}
 	good := false
 	if len(password) <= MaxPasswordLen {
-		if good, err = g.verify(ctx, r.hash, password); err != nil {
-			return nil, err
+		if err = g.slowDown(ctx, u.ClientID); err == nil {
+			good, err = g.verify(ctx, r.hash, password)
 		}
+	}
+	if g.fails != nil {
+		g.fails.Release(ctx, addr, err == nil && !good, "intent-password")
+		if good {
+			g.fails.LoginSucceeded(throttleKey(u.ClientID))
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if !good {
 		g.invalid.Add(1)
 		g.log.Warn("wrong intent password", "intent", name, "pattern", r.pattern, "client", u.ClientID, "addr", addr)
-		if g.fails != nil {
-			g.fails.Failed(ctx, addr, "intent-password")
-		}
 		return nil, &api.Error{Code: api.EPASSWORDINVALID, Intent: name,
 			Detail: fmt.Sprintf("wrong password for the intent %s", name)}
 	}
@@ -348,6 +378,26 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 		}
 	}
 	return rest, nil
+}
+
+// slowDown counts a password attempt of the client and waits as a login
+// of a client that keeps failing waits, whatever the address.
+func (g *Gate) slowDown(ctx context.Context, clientID string) error {
+	if g.fails == nil {
+		return nil
+	}
+	d := g.fails.AttemptDelay(throttleKey(clientID))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("intentgate: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
 }
 
 // dryRunFailed decides what a failed dry run means for u.
@@ -398,6 +448,7 @@ func (g *Gate) Stats() Stats {
 		FailedOpen:       g.failedOpen.Load(),
 		PasswordRequired: g.required.Load(),
 		PasswordInvalid:  g.invalid.Load(),
+		PasswordRefused:  g.refused.Load(),
 		Unlocked:         g.unlocked.Load(),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -223,6 +224,45 @@ func TestWrongPasswordsBan(t *testing.T) {
 	}
 	if !f.bl.Blocked(client) {
 		t.Error("address not banned after repeated wrong intent passwords")
+	}
+}
+
+// TestConcurrentWrongPasswords: wrong passwords sent at once are counted
+// before they are checked (issue 17, item 1): of 40, at most After are
+// checked, the rest are refused unchecked, and the address is banned once.
+func TestConcurrentWrongPasswords(t *testing.T) {
+	f := newFixture(t, Config{}, map[string]string{"home.skill:UnlockIntent": "open-sesame"})
+	const burst = 40
+	codes := make(chan string, burst)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := f.gate.Check(context.Background(), utterance("unlock the door"), api.Secret(fmt.Sprintf("guess-%d", i)), client)
+			codes <- api.ErrorCode(err)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	got := map[string]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if got[api.EPASSWORDINVALID] != bans.DefaultAfter || got[api.ERATELIMITED] != burst-bans.DefaultAfter {
+		t.Errorf("answers %v, want %d %s and the rest %s", got, bans.DefaultAfter, api.EPASSWORDINVALID, api.ERATELIMITED)
+	}
+	if s := f.bans.Stats(); s.Failures != bans.DefaultAfter || s.Bans != 1 {
+		t.Errorf("bans counted %d failures and made %d bans, want %d and 1", s.Failures, s.Bans, bans.DefaultAfter)
+	}
+	if s := f.gate.Stats(); s.PasswordInvalid != bans.DefaultAfter || s.PasswordRefused != burst-bans.DefaultAfter {
+		t.Errorf("gate stats %+v", s)
+	}
+	if !f.bl.Blocked(client) {
+		t.Error("address not banned")
 	}
 }
 

@@ -213,6 +213,7 @@ func (m *Metrics) Watch(src Sources) {
 		}{
 			{"password_required", func(s intentgate.Stats) uint64 { return s.PasswordRequired }},
 			{"password_invalid", func(s intentgate.Stats) uint64 { return s.PasswordInvalid }},
+			{"password_refused", func(s intentgate.Stats) uint64 { return s.PasswordRefused }},
 			{"unlocked", func(s intentgate.Stats) uint64 { return s.Unlocked }},
 			{"dry_run_failed", func(s intentgate.Stats) uint64 { return s.DryRunFailures }},
 		} {
