@@ -94,7 +94,9 @@ func TestBanExpires(t *testing.T) {
 	a := g.from(t, "127.0.0.5")
 	failLogins(t, a, 2)
 	wantStatus(t, a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
-	waitFor(t, func() bool { return a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil).StatusCode == http.StatusOK })
+	waitFor(t, func() bool {
+		return a.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil).StatusCode == http.StatusOK
+	})
 }
 
 // The allowlist protects the owner's own network from being banned by
