@@ -101,15 +101,30 @@ func TestFollowUpQuestion(t *testing.T) {
 	if a.Status != api.StatusHandled || len(a.Speech) != 1 || !strings.Contains(a.Speech[0].Utterance, "You said blue") {
 		t.Fatalf("answer: %+v", a)
 	}
-	// The question's own utterance ends too, after the answer.
-	for {
-		d := decode[api.DoneEvent](t, st.next(t, api.EventDone).Data)
-		if d.UtteranceID == q.ID {
-			if d.Status != api.StatusHandled {
-				t.Fatalf("question ended %+v", d)
+	// On the stream the reply names the answer, and both utterances end.
+	replied, ended := false, map[string]string{}
+	for len(ended) < 2 {
+		ev := st.next(t, api.EventSpeak, api.EventDone)
+		switch ev.Name {
+		case api.EventSpeak:
+			if sp := decode[api.SpeakEvent](t, ev.Data); strings.Contains(sp.Utterance, "You said blue") {
+				if sp.UtteranceID == nil || *sp.UtteranceID != a.ID {
+					t.Fatalf("the reply names %v, want the answer %s", sp.UtteranceID, a.ID)
+				}
+				replied = true
 			}
-			break
+		case api.EventDone:
+			d := decode[api.DoneEvent](t, ev.Data)
+			if d.UtteranceID == a.ID && !replied {
+				t.Fatal("the answer's done came before its reply")
+			}
+			if d.UtteranceID == q.ID || d.UtteranceID == a.ID {
+				ended[d.UtteranceID] = d.Status
+			}
 		}
+	}
+	if ended[q.ID] != api.StatusHandled || ended[a.ID] != api.StatusHandled {
+		t.Fatalf("ended %v", ended)
 	}
 }
 

@@ -11,6 +11,7 @@
 package bridge
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/rand"
@@ -286,17 +287,25 @@ type Pending struct {
 	start     time.Time
 
 	// Guarded by b.mu.
-	status  string // "" while pending
-	sent    bool   // the frame was written
-	abort   string // end status to apply once the frame is written
-	spoke   bool
-	asked   bool // a speak with expect_response arrived
-	speech  []api.Speech
-	nbytes  int
-	timer   *time.Timer
-	doneCh  chan struct{} // closed when handling ended
-	askedCh chan struct{} // closed when asked became true
-	changed chan struct{} // closed at the next change Progress can see; nil until asked for
+	status string // "" while pending
+	sent   bool   // the frame was written
+	abort  string // end status to apply once the frame is written
+	spoke  bool
+	asked  bool // a speak with expect_response arrived
+	// A follow-up question and its answer (see Bridge.link): awaiting is
+	// set while a question spoken in p's context has no answer yet; answer
+	// is the utterance answering p's question, question the one p answers;
+	// ownEnd is p's own end signal, held back while its question goes on.
+	awaiting bool
+	answer   *Pending
+	question *Pending
+	ownEnd   string
+	speech   []api.Speech
+	nbytes   int
+	timer    *time.Timer
+	doneCh   chan struct{} // closed when handling ended
+	askedCh  chan struct{} // closed when asked became true
+	changed  chan struct{} // closed at the next change Progress can see; nil until asked for
 }
 
 // ID returns the utterance id: the "id" of POST /v1/utterances and the
@@ -572,8 +581,32 @@ func (b *Bridge) register(p *Pending) error {
 		b.sessions[s.id] = s
 		c.sessions[s.id] = s
 	}
+	b.link(s, p)
 	s.pending = append(s.pending, p)
 	return nil
+}
+
+// link makes p the answer to the session's latest unanswered follow-up
+// question, if any. The assistant goes on in the question's context (OVOS's
+// get_response keeps the handler's message): what it says there now is the
+// answer's speech, and the answer ends when the question does (BUS.md: a
+// real ovos-core sends the answer no end signal of its own, or one before
+// the reply is spoken; the embedded skills one after it). An answer that an
+// earlier question of the session superseded (the assistant asked again) is
+// over: it ends now. b.mu held.
+func (b *Bridge) link(s *session, p *Pending) {
+	for i := len(s.pending) - 1; i >= 0; i-- {
+		q := s.pending[i]
+		if !q.awaiting || q.status != "" {
+			continue
+		}
+		q.awaiting = false
+		if old := q.answer; old != nil && old.status == "" && old.sent {
+			b.end(old, cmp.Or(old.ownEnd, api.StatusHandled))
+		}
+		q.answer, p.question = p, q
+		return
+	}
 }
 
 // knownClient returns the state of client id, making it known. b.mu held.
@@ -607,6 +640,9 @@ func (b *Bridge) unlink(p *Pending) {
 		return
 	}
 	b.busSt[p.bus].pending.Add(-1)
+	if q := p.question; q != nil && q.answer == p {
+		q.answer = nil
+	}
 	if c := b.clients[p.clientID]; c != nil {
 		delete(c.pending, p.id)
 	}
@@ -623,6 +659,9 @@ func (b *Bridge) discard(p *Pending) {
 		return
 	}
 	p.status = api.StatusError
+	if q := p.question; q != nil && q.answer == p && q.status == "" {
+		q.awaiting = true // the answer never went out: the question still waits
+	}
 	b.unlink(p)
 	delete(b.utts, p.id)
 	close(p.doneCh)
@@ -646,12 +685,18 @@ func (b *Bridge) end(p *Pending, status string) {
 		return
 	}
 	p.status = status
+	a := p.answer
 	b.unlink(p)
 	b.remember(p)
 	close(p.doneCh)
 	p.notify()
 	if p.dry {
 		return
+	}
+	if a != nil && a.sent {
+		// The question is over, and with it its answer's part: its own end
+		// signal if it had one, else the question's.
+		defer b.end(a, cmp.Or(a.ownEnd, status))
 	}
 	bs := &b.busSt[p.bus]
 	switch status {
@@ -685,6 +730,7 @@ func (b *Bridge) expire(p *Pending) {
 // abortAll ends every pending utterance with status error: a written one at
 // once, one being written once its write returns. b.mu held.
 func (b *Bridge) abortAll(ps map[string]*Pending) {
+
 	for _, p := range ps {
 		switch {
 		case p.status != "" || p.dry:

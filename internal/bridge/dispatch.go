@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -79,7 +79,13 @@ func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 	}
 	b.st.routed.Add(1)
 	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
-	if p != nil {
+	switch {
+	case p == nil:
+	case p.question != nil && p.question.status == "":
+		// The answer to a follow-up question whose skill goes on: it ends
+		// with the question, once the reply has been spoken.
+		p.ownEnd = cmp.Or(p.ownEnd, status)
+	default:
 		b.end(p, status)
 	}
 }
@@ -241,6 +247,11 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 	if u != nil && u.status == "" {
 		ev.UtteranceID = &u.id
 		p = u
+		if a := u.answer; a != nil && a.status == "" && a.sent {
+			// Spoken in a question's context after the client answered it:
+			// the reply to that answer, and named so.
+			ev.UtteranceID = &a.id
+		}
 	}
 	if ev.Lang == "" {
 		ev.Lang = contextLang(f.Context)
@@ -262,16 +273,14 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 			b.cfg.Observe(ObserveSpeak, b.cfg.Now().Sub(p.start))
 		}
 	}
-	asked := p.asked
 	p.hear(ev)
-	if asked {
-		// The assistant goes on with a follow-up question the client
-		// answered: what it says now, still in the question's context, is
-		// also the answer's result (OVOS's get_response keeps the handler's
-		// message, so nothing names the answering utterance).
-		if a := b.answering(p); a != nil {
-			a.hear(ev)
-		}
+	if a := p.answer; a != nil && a.status == "" && a.sent {
+		a.hear(ev)
+	}
+	if ev.ExpectResponse {
+		// A question in p's context: the session's next utterance answers
+		// it (Bridge.link).
+		p.awaiting = true
 	}
 }
 
@@ -286,19 +295,6 @@ func (p *Pending) hear(ev api.SpeakEvent) {
 		close(p.askedCh)
 	}
 	p.notify()
-}
-
-// answering is the utterance that answers p's follow-up question: the first
-// one of p's session sent after p and still pending. b.mu held.
-func (b *Bridge) answering(p *Pending) *Pending {
-	s := b.sessions[p.sessionID]
-	if s == nil {
-		return nil
-	}
-	if i := slices.Index(s.pending, p); i >= 0 && i+1 < len(s.pending) {
-		return s.pending[i+1]
-	}
-	return nil
 }
 
 // jsonString is raw as a string, or "" when raw is not a JSON string.

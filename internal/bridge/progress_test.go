@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
@@ -54,9 +55,10 @@ func TestProgressQuestion(t *testing.T) {
 }
 
 // TestAnswerCollectsTheReply: what the assistant says after a follow-up
-// question was answered still names the question's utterance (OVOS's
-// get_response keeps the handler's context), yet it is the answer's result
-// too: the ?wait= of the answer, and the chat completion of it, carry it.
+// question was answered comes in the question's context (OVOS's
+// get_response keeps the handler's message), yet it is the answer's reply:
+// the ?wait= of the answer, the chat completion of it and the stream's speak
+// event name the answer.
 func TestAnswerCollectsTheReply(t *testing.T) {
 	b, _, pub := newBridge(t, Config{})
 	q := send(t, b, "a", "s", "ask me something", true)
@@ -77,12 +79,102 @@ func TestAnswerCollectsTheReply(t *testing.T) {
 	if sp, _, _ := other.Progress(0); len(sp) != 0 {
 		t.Fatalf("another session heard %v", sp)
 	}
-	// The stream still says whose speech it was: the question's.
+	// The stream names the answer, and the answer's done comes after it.
+	var said bool
 	for _, ev := range pub.of("a") {
-		if ev.Name == api.EventSpeak {
-			if s := speakOf(t, ev); s.Utterance == "You said blue." && (s.UtteranceID == nil || *s.UtteranceID != q.ID()) {
-				t.Fatalf("speak event names %v, want the question %s", s.UtteranceID, q.ID())
+		switch ev.Name {
+		case api.EventSpeak:
+			if s := speakOf(t, ev); s.Utterance == "You said blue." {
+				if s.UtteranceID == nil || *s.UtteranceID != a.ID() {
+					t.Fatalf("speak event names %v, want the answer %s", s.UtteranceID, a.ID())
+				}
+				said = true
+			}
+		case api.EventDone:
+			if d := doneOf(t, ev); d.UtteranceID == a.ID() && !said {
+				t.Fatal("the answer's done came before its reply")
 			}
 		}
+	}
+}
+
+// TestAnswerEndsAfterItsReply: the two ways a real assistant ends the answer
+// to a follow-up question, both before the reply is spoken in the
+// question's context: its own end signal at once (the answer consumed), or
+// none at all (ovos-core's converse get_response; classic mycroft-core).
+// Either way the answer ends with the question, its reply in its result and
+// named by its speak event, never "handled" with no speech.
+func TestAnswerEndsAfterItsReply(t *testing.T) {
+	for _, ownEnd := range []bool{true, false} {
+		t.Run(fmt.Sprintf("own end signal %v", ownEnd), func(t *testing.T) {
+			b, _, pub := newBridge(t, Config{})
+			q := send(t, b, "a", "s", "ask me something", true)
+			qctx := ctxJSON("gateway:a", "s", q.ID())
+			b.Dispatch(frame(t, `{"type":"speak","data":{"utterance":"Your colour?","expect_response":true},"context":`+qctx+`}`))
+			if res := q.Wait(context.Background()); res.Status != api.StatusAwaitingResponse {
+				t.Fatalf("question: %+v", res)
+			}
+			a := send(t, b, "a", "s", "blue", true)
+			actx := ctxJSON("gateway:a", "s", a.ID())
+			b.Dispatch(frame(t, `{"type":"quiz.skill.converse.get_response","data":{"utterances":["blue"]},"context":`+actx+`}`))
+			if ownEnd {
+				b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+actx+`}`))
+			}
+			if res := a.Wait(cancelled()); res.Status != api.StatusAccepted {
+				t.Fatalf("the answer ended before its reply: %+v", res)
+			}
+			b.Dispatch(frame(t, `{"type":"skill.converse.get_response.disable","data":{},"context":`+qctx+`}`))
+			b.Dispatch(frame(t, speakFrame("You said blue.", qctx)))
+			b.Dispatch(frame(t, `{"type":"mycroft.skill.handler.complete","data":{},"context":`+qctx+`}`))
+			b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+qctx+`}`))
+			res := a.Wait(context.Background())
+			if res.Status != api.StatusHandled || len(res.Speech) != 1 || res.Speech[0].Utterance != "You said blue." {
+				t.Fatalf("answer: %+v", res)
+			}
+			var got []string
+			for _, ev := range pub.of("a") {
+				switch ev.Name {
+				case api.EventSpeak:
+					s := speakOf(t, ev)
+					if s.UtteranceID != nil && *s.UtteranceID == a.ID() {
+						got = append(got, "speak:"+s.Utterance)
+					}
+				case api.EventDone:
+					d := doneOf(t, ev)
+					who := "question"
+					if d.UtteranceID == a.ID() {
+						who = "answer"
+					}
+					got = append(got, "done:"+who+":"+d.Status)
+				}
+			}
+			if !equal(got, []string{"speak:You said blue.", "done:question:handled", "done:answer:handled"}) {
+				t.Fatalf("events %q", got)
+			}
+		})
+	}
+}
+
+// TestAnswerAskedAgain: a question asked again after the answer is that
+// answer's reply (awaiting_response); the next utterance answers it, and
+// the first answer is over.
+func TestAnswerAskedAgain(t *testing.T) {
+	b, _, _ := newBridge(t, Config{})
+	q := send(t, b, "a", "s", "ask me something", true)
+	qctx := ctxJSON("gateway:a", "s", q.ID())
+	b.Dispatch(frame(t, `{"type":"speak","data":{"utterance":"Your colour?","expect_response":true},"context":`+qctx+`}`))
+	a1 := send(t, b, "a", "s", "bleu", true)
+	b.Dispatch(frame(t, `{"type":"speak","data":{"utterance":"Pardon?","expect_response":true},"context":`+qctx+`}`))
+	if res := a1.Wait(context.Background()); res.Status != api.StatusAwaitingResponse || len(res.Speech) != 1 || res.Speech[0].Utterance != "Pardon?" {
+		t.Fatalf("first answer: %+v", res)
+	}
+	a2 := send(t, b, "a", "s", "blue", true)
+	if res := a1.Wait(context.Background()); res.Status != api.StatusHandled {
+		t.Fatalf("first answer not over once answered again: %+v", res)
+	}
+	b.Dispatch(frame(t, speakFrame("You said blue.", qctx)))
+	b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+qctx+`}`))
+	if res := a2.Wait(context.Background()); res.Status != api.StatusHandled || len(res.Speech) != 1 || res.Speech[0].Utterance != "You said blue." {
+		t.Fatalf("second answer: %+v", res)
 	}
 }
