@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Bus message types the gateway and its embedded assistant use (BUS.md).
+// Bus message types the gateway and its embedded assistant use (docs/bus.md).
 const (
 	TypeConnected              = "connected"
 	TypeUtterance              = "recognizer_loop:utterance"
@@ -36,7 +36,7 @@ const (
 
 // Message is the messagebus envelope: {"type", "data", "context"} and nothing
 // else. Data and Context are kept as raw JSON objects so that members the
-// gateway does not know are carried through unchanged (BUS.md, "The
+// gateway does not know are carried through unchanged (docs/bus.md, "The
 // envelope"). A missing or null data/context marshals as {}.
 type Message struct {
 	Type    string          `json:"type"`
@@ -108,7 +108,7 @@ func appendObject(b []byte, raw json.RawMessage) ([]byte, error) {
 }
 
 // Names is a context's source or destination: on the wire either a string or a
-// list of strings (BUS.md: replies swap them, so both forms appear). It
+// list of strings (docs/bus.md: replies swap them, so both forms appear). It
 // decodes both and encodes a single name as a string, several as a list.
 type Names []string
 

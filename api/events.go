@@ -1,6 +1,6 @@
 package api
 
-// Event names on a client's Server-Sent-Events stream (CONTRACT.md, "The
+// Event names on a client's Server-Sent-Events stream (docs/protocol.md, "The
 // event stream").
 const (
 	EventReady   = "ready"

@@ -75,7 +75,7 @@ func Code(err error) string {
 }
 
 // PasswordIntent reports whether err is the refusal of a protected intent
-// (CONTRACT.md: 403 whose type ends in /password-required or
+// (docs/protocol.md: 403 whose type ends in /password-required or
 // /password-invalid, with the member intent): ok is true, intent names the
 // intent and invalid tells a wrong password from a missing one.
 func PasswordIntent(err error) (intent string, invalid, ok bool) {

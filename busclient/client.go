@@ -1,7 +1,7 @@
 // Package busclient is the gateway's websocket client of a Mycroft /
 // OpenVoiceOS messagebus: it connects and reconnects, writes through one
 // writer goroutine, drops the bus's echo of its own frames, fans received
-// frames out to subscribers and matches replies to requests (BUS.md).
+// frames out to subscribers and matches replies to requests (docs/bus.md).
 //
 // It follows gorilla/websocket's concurrency rules: per connection exactly one
 // goroutine reads and exactly one writes (fed by a bounded channel); control
@@ -84,7 +84,7 @@ type Config struct {
 	PingInterval time.Duration
 	// QuickAck, on Linux TCP, sets TCP_QUICKACK after each read, so that a
 	// bus with Nagle's algorithm on is not kept waiting for our delayed ACK
-	// (BUS.md, "Latency"). Off by default: measure before enabling.
+	// (docs/bus.md, "Latency"). Off by default: measure before enabling.
 	QuickAck bool
 	// OnLink, if set, is called whenever the link goes up (up, nil) or down
 	// (false, cause; cause is nil on a clean shutdown), from the client's
@@ -303,7 +303,7 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 }
 
 // Send marshals m (api.Message.MarshalJSON: only well-formed JSON goes on the
-// bus, see BUS.md) and returns once the writer has written it to the socket.
+// bus, see docs/bus.md) and returns once the writer has written it to the socket.
 // It fails with ErrNotConnected when there is no link or it drops before the
 // write, with ctx's error, or with the marshal error. If ctx ends while the
 // frame is queued, it is not written.

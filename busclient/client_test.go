@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -136,12 +137,15 @@ func TestEchoSuppressionIsByExactBytes(t *testing.T) {
 	}
 }
 
-// fixture reads one transcript of /work/shared/fixtures/ovos-wire.
+// fixtureDir holds the real OVOS wire transcripts (docs/bus.md).
+const fixtureDir = "../testdata/ovos-wire"
+
+// fixture reads one transcript of testdata/ovos-wire.
 func fixture(t *testing.T, name string) []json.RawMessage {
 	t.Helper()
-	f, err := os.Open("/work/shared/fixtures/ovos-wire/" + name)
+	f, err := os.Open(filepath.Join(fixtureDir, name))
 	if err != nil {
-		t.Skipf("fixture: %v", err)
+		t.Fatalf("fixture: %v", err)
 	}
 	defer f.Close()
 	var frames []json.RawMessage

@@ -95,7 +95,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 			}
 			if tc, ok := conn.(*net.TCPConn); ok {
 				// Go's default, made explicit: small frames go out at once
-				// (BUS.md, "Latency").
+				// (docs/bus.md, "Latency").
 				_ = tc.SetNoDelay(true)
 				if c.cfg.QuickAck {
 					conn = quickAck(tc)

@@ -17,7 +17,7 @@ const (
 // reader can drop their echoes.
 //
 // Why: the messagebus relays every frame to every peer, the sender included
-// (BUS.md, "Transport"), and the envelope has no message id, so the only
+// (docs/bus.md, "Transport"), and the envelope has no message id, so the only
 // reliable way to recognise our own frame is by its exact bytes. The filter
 // keeps a 64-bit hash of each payload (seeded per filter with hash/maphash, so
 // a peer cannot craft collisions) in a map of counts plus a FIFO for

@@ -10,7 +10,7 @@ import (
 // quickAckConn re-arms TCP_QUICKACK after every read. Linux clears the flag
 // on its own after a while, so it has to be set again; the point is to ACK a
 // bus that leaves Nagle's algorithm on at once, instead of after the ~40 ms
-// delayed-ACK timer (BUS.md, "Latency"). Reads are buffered by
+// delayed-ACK timer (docs/bus.md, "Latency"). Reads are buffered by
 // gorilla/websocket, so this costs one setsockopt per socket read, not per
 // frame.
 type quickAckConn struct {

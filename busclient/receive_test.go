@@ -23,7 +23,7 @@ func FuzzReceive(f *testing.F) {
 	} {
 		f.Add([]byte(s), false)
 	}
-	if paths, _ := filepath.Glob("/work/shared/fixtures/ovos-wire/*.jsonl"); len(paths) > 0 {
+	if paths, _ := filepath.Glob("../testdata/ovos-wire/*.jsonl"); len(paths) > 0 {
 		for _, p := range paths {
 			b, err := os.ReadFile(p)
 			if err != nil {

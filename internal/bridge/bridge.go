@@ -1,6 +1,6 @@
 // Package bridge puts client utterances on the assistant's messagebus and
-// routes the bus's replies back to the clients that asked (CONTRACT.md, "The
-// bus bridge"; BUS.md, "How replies find their way back").
+// routes the bus's replies back to the clients that asked (docs/protocol.md, "The
+// bus bridge"; docs/bus.md, "How replies find their way back").
 //
 // Every utterance goes out with a context naming the client
 // (source "gateway:<client id>"), the client's own OVOS session and a fresh
@@ -42,7 +42,7 @@ const (
 
 const (
 	// retryAfter is what a refused utterance tells the caller to wait: about
-	// the first reconnect delay of a bus peer (BUS.md, Transport).
+	// the first reconnect delay of a bus peer (docs/bus.md, Transport).
 	retryAfter = 5 * time.Second
 	// maxSpeech and maxSpeechBytes bound what one pending utterance collects
 	// for ?wait: a skill that talks without end must not grow memory.
@@ -382,7 +382,7 @@ func (p *Pending) notify() {
 	}
 }
 
-// utteranceContext is the context of what the bridge emits (CONTRACT.md, "The
+// utteranceContext is the context of what the bridge emits (docs/protocol.md, "The
 // bus bridge").
 type utteranceContext struct {
 	Source      string         `json:"source"`
@@ -407,7 +407,7 @@ func (b *Bridge) check(u Utterance) error {
 	case u.ClientID == "":
 		return api.Errorf(api.EINVALID, "utterance without client")
 	case u.SessionID == "" || u.SessionID == api.DefaultSessionID:
-		// "default" is the assistant's own device (BUS.md).
+		// "default" is the assistant's own device (docs/bus.md).
 		return api.Errorf(api.EINVALID, "utterance without a session of its own")
 	case strings.TrimSpace(u.Text) == "":
 		return api.Errorf(api.EINVALID, "empty utterance")
@@ -744,7 +744,7 @@ func (b *Bridge) abortAll(ps map[string]*Pending) {
 
 // LinkDown tells the bridge that the bus link dropped: every pending
 // utterance ends at once with status "error", since its replies can no
-// longer arrive (the bus keeps nothing, BUS.md).
+// longer arrive (the bus keeps nothing, docs/bus.md).
 func (b *Bridge) LinkDown() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -39,7 +39,7 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestSendContext: what goes on the bus (CONTRACT.md, "The bus bridge").
+// TestSendContext: what goes on the bus (docs/protocol.md, "The bus bridge").
 func TestSendContext(t *testing.T) {
 	b, bus, _ := newBridge(t, Config{})
 	p, err := b.Send(context.Background(), Utterance{
@@ -106,7 +106,7 @@ func wantUnavailable(t *testing.T, err error) {
 }
 
 // TestSendRefused: an utterance that cannot go out is refused, and then
-// nothing is pending and no done event ever comes (CONTRACT.md: never
+// nothing is pending and no done event ever comes (docs/protocol.md: never
 // silently dropped).
 func TestSendRefused(t *testing.T) {
 	cases := []struct {

@@ -13,7 +13,7 @@ import (
 )
 
 // Dispatch routes one frame received from the bus to the client it concerns
-// (CONTRACT.md, "The bus bridge"): a speak becomes a speak event, anything
+// (docs/protocol.md, "The bus bridge"): a speak becomes a speak event, anything
 // else a message event carrying the frame as the bus carried it, and an end
 // signal also ends its utterance with a done event. Frames for no client of
 // ours are dropped. It is called by the single bus reader for every frame,

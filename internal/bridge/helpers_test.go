@@ -16,8 +16,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 )
 
-// fixtureDir holds the real OVOS wire transcripts (BUS.md), the repository's
-// copy of the shared fixtures/ovos-wire.
+// fixtureDir holds the real OVOS wire transcripts (docs/bus.md).
 const fixtureDir = "../../testdata/ovos-wire"
 
 // The names the transcripts were recorded with.

@@ -11,7 +11,7 @@ import (
 )
 
 // Intent is the assistant's answer to "which intent would handle this?"
-// (intent.service.intent.reply, BUS.md "Asking which intent would match").
+// (intent.service.intent.reply, docs/bus.md "Asking which intent would match").
 type Intent struct {
 	// Name is intent_name (classic Padatious: name; else intent_type).
 	Name string

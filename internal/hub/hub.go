@@ -1,6 +1,6 @@
 // Package hub fans events out to each client's Server-Sent-Events streams and
 // keeps, per client, a bounded window of recent events so that a reconnecting
-// stream resumes from its Last-Event-ID (CONTRACT.md, "The event stream").
+// stream resumes from its Last-Event-ID (docs/protocol.md, "The event stream").
 //
 // Every client has a topic: an event id counter, a ring of its last Window
 // encoded frames and the live subscriptions, one per open connection. Publish

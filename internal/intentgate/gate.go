@@ -1,5 +1,5 @@
-// Package intentgate guards password-protected intents (CONTRACT.md,
-// "Per-intent passwords"). When any pattern is protected, each utterance is
+// Package intentgate guards password-protected intents (docs/protocol.md,
+// "Intent passwords"). When any pattern is protected, each utterance is
 // first shown to the assistant in a dry run (which intent would handle
 // this?); an utterance headed for a protected intent goes on the bus only
 // with that intent's password. Protected intents of the form

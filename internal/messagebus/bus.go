@@ -2,7 +2,7 @@
 // messagebus: what ovos-messagebus is. It serves a websocket on /core,
 // greets each peer with the connected frame and relays every frame it
 // receives, byte for byte, to every connected peer, the sender included
-// (BUS.md, "Transport"). It keeps nothing, like the real bus.
+// (docs/bus.md, "Transport"). It keeps nothing, like the real bus.
 //
 // Unlike the real bus, it refuses a websocket upgrade that carries an Origin
 // header: bus peers (ovos-core, skills, other gateways) send none, so an
@@ -51,7 +51,7 @@ const (
 )
 
 // ConnectedFrame is the first frame every peer receives, exactly as
-// ovos-messagebus sends it (BUS.md, "Transport").
+// ovos-messagebus sends it (docs/bus.md, "Transport").
 const ConnectedFrame = `{"type":"` + api.TypeConnected + `","data":{},"context":{"session":{"session_id":"` + api.DefaultSessionID + `"}}}`
 
 // Config configures a Bus. Zero fields take the defaults.

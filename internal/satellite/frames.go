@@ -17,7 +17,7 @@ const (
 	ReemittedKey = "satellite_reemitted"
 	// SpeakerDestination addresses a speak to the device's own speaker:
 	// the assistant speaks aloud when the destination is one of its own
-	// sources (BUS.md, "How replies find their way back").
+	// sources (docs/bus.md, "How replies find their way back").
 	SpeakerDestination = "audio"
 )
 

@@ -38,7 +38,7 @@ type utterance struct {
 }
 
 // tracker matches the local assistant's signals to the device utterances
-// they end. The bus has no correlation id (BUS.md, "The envelope"), and a
+// they end. The bus has no correlation id (docs/bus.md, "The envelope"), and a
 // device's utterance is not ours to tag, so a signal is matched by the
 // session id it carries (replies keep the context's session) and, within a
 // session, by order: one microphone speaks one utterance after the other.

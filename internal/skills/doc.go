@@ -1,8 +1,8 @@
 // Package skills is the embedded assistant's built-in skills: when the
 // gateway has no real assistant, it runs an embedded messagebus and this bus
 // peer, which answers utterances frame for frame as ovos-core with
-// ovos-workshop skills does (BUS.md; the transcripts in
-// fixtures/ovos-wire), so the gateway cannot tell it from the real thing.
+// ovos-workshop skills does (docs/bus.md; the transcripts in
+// testdata/ovos-wire), so the gateway cannot tell it from the real thing.
 //
 // Skills (English, case-insensitive, punctuation ignored): greeting ("hello",
 // "good morning"), time ("what time is it"), date ("what's the date", "what

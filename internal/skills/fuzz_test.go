@@ -10,7 +10,7 @@ import (
 
 // FuzzFrames feeds arbitrary bus frames, as the bus client parses them, to
 // the skills in both dialects: nothing may panic, and everything the skills
-// send must be a well-formed bus message (BUS.md: a malformed frame makes
+// send must be a well-formed bus message (docs/bus.md: a malformed frame makes
 // every Python peer reconnect).
 func FuzzFrames(f *testing.F) {
 	for _, name := range fixtureNames(f) {

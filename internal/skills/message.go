@@ -10,7 +10,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 )
 
-// Context members the skills read or write (BUS.md, "How replies find their
+// Context members the skills read or write (docs/bus.md, "How replies find their
 // way back").
 const (
 	ctxSource      = "source"

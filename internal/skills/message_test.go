@@ -13,8 +13,8 @@ import (
 	"github.com/ovosgw/gateway/api"
 )
 
-// fixtureLine is one line of a real OVOS wire transcript (the repository's testdata/ovos-wire,
-// copied from the shared fixtures).
+// fixtureLine is one line of a real OVOS wire transcript (the repository's
+// testdata/ovos-wire).
 type fixtureLine struct {
 	Dir   string          `json:"dir"`
 	MS    int             `json:"ms"`

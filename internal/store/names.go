@@ -9,7 +9,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 )
 
-// Limits on what a client is called (CONTRACT.md, "Words").
+// Limits on what a client is called (docs/protocol.md, "Words").
 const (
 	MaxIDLen      = 63
 	MaxNameLen    = 100 // characters, not bytes
