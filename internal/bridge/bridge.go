@@ -589,7 +589,7 @@ func (b *Bridge) register(p *Pending) error {
 // link makes p the answer to the session's latest unanswered follow-up
 // question, if any. The assistant goes on in the question's context (OVOS's
 // get_response keeps the handler's message): what it says there now is the
-// answer's speech, and the answer ends when the question does (BUS.md: a
+// answer's speech, and the answer ends when the question does (docs/bus.md: a
 // real ovos-core sends the answer no end signal of its own, or one before
 // the reply is spoken; the embedded skills one after it). An answer that an
 // earlier question of the session superseded (the assistant asked again) is
