@@ -91,9 +91,12 @@ type BridgeConfig struct {
 // Bridge runs beside a device's own assistant: it follows each utterance of
 // the device on the local bus, asks the gateway only when the local
 // assistant failed it (or did not handle it in time), and re-emits on the
-// local bus what the gateway's stream brings: speak for the device's
-// speaker, other bus messages as they came. What it re-emits is marked and
-// never forwarded again.
+// local bus what of the gateway's stream the device must act on: speak for
+// the device's speaker, and the audio service's messages (Reemitted), no
+// other. The rest (the server's intent messages, handler start and
+// complete, complete_intent_failure, its error sound) concern the server's
+// assistant: on the device's bus they could start the device's own skill a
+// second time. What it re-emits is marked and never forwarded again.
 type Bridge struct {
 	cfg   BridgeConfig
 	log   *slog.Logger
@@ -456,6 +459,10 @@ func (r *bridgeRun) reemit(ev apiclient.Event) {
 		m, err = speakMessage(s, session)
 	case api.EventMessage:
 		m, err = forwardedMessage(ev.Data)
+		if err == nil && !Reemitted(m.Type) {
+			r.log.Debug("Not re-emitted: a message of the server's assistant", "type", m.Type)
+			return
+		}
 		if err == nil {
 			r.log.Debug("Received data", "event", ev.Name, "type", m.Type)
 		}

@@ -8,6 +8,7 @@
 // tracker) and logs its decisions with the seed's words: "Waiting for intent
 // handling before asking server", "Intent failure detected, ending wait",
 // "Asking server for answer", "intent handled internally", "Not asking
-// server". What it re-emits carries the source "satellite" and the context
+// server". It re-emits only speak and the audio service's messages
+// (Reemitted). What it re-emits carries the source "satellite" and the context
 // member satellite_reemitted, and is never forwarded: no loops.
 package satellite

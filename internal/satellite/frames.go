@@ -157,6 +157,28 @@ func forwardedMessage(raw []byte) (api.Message, error) {
 	return api.Message{Type: f.Type, Data: f.Data, Context: b}, nil
 }
 
+// reemittedPrefixes are the bus message types, besides speak, that the
+// bridge re-emits on the device's bus: the audio service's (play, stop,
+// pause, resume, next, prev, queue, track info), so that what a server
+// skill plays is played by the device. Its sounds (mycroft.audio.play_sound:
+// the error and listening sounds of the server's own handling) are not.
+var reemittedPrefixes = []string{"mycroft.audio.service."}
+
+// Reemitted reports whether a bus message of type typ coming on the
+// gateway's stream is re-emitted on the device's bus (speak, and the audio
+// service's messages); the others concern the server's assistant only.
+func Reemitted(typ string) bool {
+	if typ == api.TypeSpeak {
+		return true
+	}
+	for _, p := range reemittedPrefixes {
+		if strings.HasPrefix(typ, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // contextUtteranceID is the gateway's utterance id a bus message carries in
 // its context, "" when none.
 func contextUtteranceID(raw []byte) string {

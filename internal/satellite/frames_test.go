@@ -224,3 +224,26 @@ func FuzzFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestReemitted: the allow-list of what the bridge re-emits (issue 17,
+// item 8).
+func TestReemitted(t *testing.T) {
+	for typ, want := range map[string]bool{
+		"speak":                            true,
+		"mycroft.audio.service.play":       true,
+		"mycroft.audio.service.stop":       true,
+		"mycroft.audio.play_sound":         false,
+		"joke.builtin:JokeIntent":          false,
+		"mycroft.skill.handler.start":      false,
+		"mycroft.skill.handler.complete":   false,
+		"complete_intent_failure":          false,
+		"recognizer_loop:utterance":        false,
+		"mycroft.audio.service.play.extra": true,
+		"mycroft.audio.servicexplay":       false,
+		"ovos.utterance.handled":           false,
+	} {
+		if got := Reemitted(typ); got != want {
+			t.Errorf("Reemitted(%q) = %v, want %v", typ, got, want)
+		}
+	}
+}
