@@ -28,16 +28,21 @@ type ReadyEvent struct {
 
 // SpeakEvent is the assistant speaking to the client. UtteranceID is nil when
 // the speech answers none of this client's utterances (a timer, say).
+// SessionID is the client's session it belongs to (the stream is the
+// client's, shared by its sessions), nil when the speech names none of them.
 type SpeakEvent struct {
 	UtteranceID    *string `json:"utterance_id"`
+	SessionID      *string `json:"session_id"`
 	Utterance      string  `json:"utterance"`
 	ExpectResponse bool    `json:"expect_response"`
 	Lang           string  `json:"lang"`
 }
 
-// DoneEvent says that handling of an utterance ended, and how.
+// DoneEvent says that handling of an utterance ended, and how. SessionID is
+// the session that sent the utterance.
 type DoneEvent struct {
 	UtteranceID string `json:"utterance_id"`
+	SessionID   string `json:"session_id"`
 	Status      string `json:"status"`
 }
 

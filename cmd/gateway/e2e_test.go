@@ -70,6 +70,31 @@ func TestWaitReturnsSpeechAndStatus(t *testing.T) {
 	}
 }
 
+// TestEventsNameTheirSession: the stream is the client's, shared by its
+// sessions; each speak and done event says which session it belongs to
+// (issue 17, item 9), so that a client shows only its own session's answers.
+func TestEventsNameTheirSession(t *testing.T) {
+	g := startGateway(t, nil)
+	key := g.createClient(t, "hall")
+	a, b := g.login(t, "hall", key), g.login(t, "hall", key)
+	if a.SessionID == b.SessionID {
+		t.Fatal("two logins share a session")
+	}
+	st := g.openStream(t, "hall", bearer(a.Token.Reveal()))
+	st.next(t, api.EventReady)
+	for _, s := range []api.SessionResponse{a, b, a} {
+		acc := say(t, g, s.Token.Reveal(), "hello")
+		speak := decode[api.SpeakEvent](t, st.next(t, api.EventSpeak).Data)
+		if speak.SessionID == nil || *speak.SessionID != s.SessionID {
+			t.Errorf("speak of %s names the session %v, want %s", acc.ID, speak.SessionID, s.SessionID)
+		}
+		done := decode[api.DoneEvent](t, st.next(t, api.EventDone).Data)
+		if done.UtteranceID != acc.ID || done.SessionID != s.SessionID {
+			t.Errorf("done %+v, want the utterance %s of the session %s", done, acc.ID, s.SessionID)
+		}
+	}
+}
+
 // TestWaitInBareSeconds checks that ?wait= takes bare seconds as curl users
 // type them (issue 17, item 10), as well as a duration.
 func TestWaitInBareSeconds(t *testing.T) {

@@ -716,7 +716,7 @@ func (b *Bridge) end(p *Pending, status string) {
 	if b.cfg.Observe != nil {
 		b.cfg.Observe(ObserveDone, b.cfg.Now().Sub(p.start))
 	}
-	data, _ := json.Marshal(api.DoneEvent{UtteranceID: p.id, Status: status})
+	data, _ := json.Marshal(api.DoneEvent{UtteranceID: p.id, SessionID: p.sessionID, Status: status})
 	b.pub.Publish(p.clientID, api.Event{Name: api.EventDone, Data: data})
 }
 

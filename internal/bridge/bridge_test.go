@@ -208,7 +208,7 @@ func TestTimeout(t *testing.T) {
 				dones = append(dones, doneOf(t, ev))
 			}
 		}
-		want := []api.DoneEvent{{UtteranceID: quick.ID(), Status: api.StatusHandled}, {UtteranceID: slow.ID(), Status: api.StatusTimeout}}
+		want := []api.DoneEvent{{UtteranceID: quick.ID(), SessionID: "s", Status: api.StatusHandled}, {UtteranceID: slow.ID(), SessionID: "s", Status: api.StatusTimeout}}
 		if len(dones) != 2 || dones[0] != want[0] || dones[1] != want[1] {
 			t.Errorf("done events %+v, want %+v", dones, want)
 		}

@@ -253,6 +253,14 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 			ev.UtteranceID = &a.id
 		}
 	}
+	// The session it belongs to: its utterance's, or the one its context
+	// names when that is one of this client's.
+	if u != nil {
+		ev.SessionID = &u.sessionID
+	} else if s := b.sessions[f.Route.SessionID]; s != nil && s.clientID == clientID {
+		sid := f.Route.SessionID
+		ev.SessionID = &sid
+	}
 	if ev.Lang == "" {
 		ev.Lang = contextLang(f.Context)
 	}

@@ -241,7 +241,7 @@ func TestEndOnce(t *testing.T) {
 			dones = append(dones, doneOf(t, ev))
 		}
 	}
-	if len(dones) != 1 || dones[0] != (api.DoneEvent{UtteranceID: p1.ID(), Status: api.StatusHandled}) {
+	if len(dones) != 1 || dones[0] != (api.DoneEvent{UtteranceID: p1.ID(), SessionID: "sess-a", Status: api.StatusHandled}) {
 		t.Fatalf("done events %+v, want one handled for %s", dones, p1.ID())
 	}
 	// Without an utterance id: the session's oldest pending one.
