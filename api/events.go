@@ -22,8 +22,11 @@ const (
 
 // ReadyEvent opens every stream.
 type ReadyEvent struct {
-	ClientID     string `json:"client_id"`
-	ConnectionID string `json:"connection_id"`
+	ClientID string `json:"client_id"`
+	// SessionID is the session whose credential opened the stream (nil for
+	// the admin): a client tells its own session's events by it.
+	SessionID    *string `json:"session_id"`
+	ConnectionID string  `json:"connection_id"`
 }
 
 // SpeakEvent is the assistant speaking to the client. UtteranceID is nil when

@@ -88,7 +88,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 
-	opening, ok := s.opening(clientID, sub)
+	opening, ok := s.opening(clientID, id.SessionID, sub)
 	if !ok {
 		sub.Close()
 		release()
@@ -112,8 +112,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 // id just before the first frame this connection gets, so a stream cut
 // during the replay resumes from there), the gap event when events were
 // lost, and the replay.
-func (s *Server) opening(clientID string, sub *hub.Subscription) ([]byte, bool) {
-	ready, err := json.Marshal(api.ReadyEvent{ClientID: clientID, ConnectionID: sub.ID()})
+func (s *Server) opening(clientID, sessionID string, sub *hub.Subscription) ([]byte, bool) {
+	var session *string
+	if sessionID != "" {
+		session = &sessionID
+	}
+	ready, err := json.Marshal(api.ReadyEvent{ClientID: clientID, SessionID: session, ConnectionID: sub.ID()})
 	if err != nil {
 		return nil, false
 	}

@@ -81,7 +81,9 @@ func TestEventsNameTheirSession(t *testing.T) {
 		t.Fatal("two logins share a session")
 	}
 	st := g.openStream(t, "hall", bearer(a.Token.Reveal()))
-	st.next(t, api.EventReady)
+	if r := decode[api.ReadyEvent](t, st.next(t, api.EventReady).Data); r.SessionID == nil || *r.SessionID != a.SessionID {
+		t.Errorf("ready names the session %v, want %s", r.SessionID, a.SessionID)
+	}
 	for _, s := range []api.SessionResponse{a, b, a} {
 		acc := say(t, g, s.Token.Reveal(), "hello")
 		speak := decode[api.SpeakEvent](t, st.next(t, api.EventSpeak).Data)

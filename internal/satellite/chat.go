@@ -61,7 +61,10 @@ type ChatConfig struct {
 }
 
 // Chat is a terminal client of the gateway: it reads utterances line by
-// line, says each, and prints every spoken answer on a line of its own.
+// line, says each, and prints every spoken answer to its own session on a
+// line of its own. The stream is the client's, shared by all its sessions
+// (another chat, a device, the console): what is spoken to another session
+// of the same client is not printed.
 type Chat struct {
 	cfg ChatConfig
 	log *slog.Logger
@@ -213,6 +216,7 @@ func (c *Chat) handle(ctx context.Context, st *chatState, text string, errOut io
 		return nil
 	}
 	c.log.Debug("utterance accepted", "utterance", text, "utterance_id", acc.ID)
+	st.own(acc.SessionID)
 	t := time.NewTimer(c.cfg.AnswerTimeout)
 	defer t.Stop()
 	select {
@@ -293,7 +297,10 @@ type chatState struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	mu            sync.Mutex
+	mu sync.Mutex
+	// sessions are this chat's sessions (a renewed login is a new one),
+	// from the stream's ready events and the accepted utterances.
+	sessions      map[string]bool
 	waiting       map[string]chan string
 	finished      map[string]string
 	finishedOrder []string
@@ -304,6 +311,7 @@ func newChatState(out io.Writer, log *slog.Logger) *chatState {
 		out:      out,
 		log:      log,
 		ready:    make(chan struct{}),
+		sessions: make(map[string]bool),
 		waiting:  make(map[string]chan string),
 		finished: make(map[string]string),
 	}
@@ -313,11 +321,19 @@ func newChatState(out io.Writer, log *slog.Logger) *chatState {
 func (s *chatState) onEvent(ev apiclient.Event) {
 	switch ev.Name {
 	case api.EventReady:
+		var r api.ReadyEvent
+		if json.Unmarshal(ev.Data, &r) == nil && r.SessionID != nil {
+			s.own(*r.SessionID)
+		}
 		s.readyOnce.Do(func() { close(s.ready) })
 	case api.EventSpeak:
 		var sp api.SpeakEvent
 		if err := json.Unmarshal(ev.Data, &sp); err != nil {
 			s.log.Warn("a speak event that does not decode", "err", err)
+			return
+		}
+		if sp.SessionID != nil && !s.isOwn(*sp.SessionID) {
+			s.log.Debug("speech to another session of this client: not printed", "session_id", *sp.SessionID)
 			return
 		}
 		fmt.Fprintln(s.out, oneLine(sp.Utterance))
@@ -335,6 +351,30 @@ func (s *chatState) onEvent(ev apiclient.Event) {
 	case api.EventGap:
 		s.log.Warn("some answers were lost while the stream was down")
 	}
+}
+
+// maxSessions bounds the sessions a chat remembers as its own (one per
+// login).
+const maxSessions = 64
+
+// own records id as one of this chat's sessions.
+func (s *chatState) own(id string) {
+	if id == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) >= maxSessions && !s.sessions[id] {
+		clear(s.sessions)
+	}
+	s.sessions[id] = true
+}
+
+// isOwn reports whether id is one of this chat's sessions.
+func (s *chatState) isOwn(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
 }
 
 // finish records that utterance id ended with status.

@@ -309,3 +309,45 @@ func TestNewChatValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestChatPrintsOnlyItsOwnSession: another session of the same client (a
+// second device, the console) shares the client's stream; what is spoken
+// to it is not printed (issue 12, item 25; issue 17, item 9).
+func TestChatPrintsOnlyItsOwnSession(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	gw, key := gatewayClient(t, g, "den")
+	var other api.SessionResponse
+	if st := g.Do(t, http.MethodPost, "/v1/sessions", "", api.SessionRequest{ClientID: "den", AccessKey: key}, &other); st != http.StatusCreated {
+		t.Fatalf("second login: %d", st)
+	}
+	out, errOut := newLineWriter(), newLineWriter()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- runChat(t, newChat(t, gw, satellite.ChatConfig{}), pr, out, errOut) }()
+
+	if _, err := io.WriteString(pw, "say apple\n"); err != nil {
+		t.Fatal(err)
+	}
+	if l := out.next(t); !strings.Contains(l, "apple") {
+		t.Fatalf("printed %q, want apple", l)
+	}
+	// The other session is answered on the stream the chat holds, before
+	// the chat's next line.
+	var res api.UtteranceResult
+	if st := g.Do(t, http.MethodPost, "/v1/utterances?wait=10s", other.Token.Reveal(), api.UtteranceRequest{Utterance: "say banana"}, &res); st != http.StatusOK || res.Status != api.StatusHandled {
+		t.Fatalf("the other session's utterance: %d %+v", st, res)
+	}
+	if _, err := io.WriteString(pw, "say cherry\n"); err != nil {
+		t.Fatal(err)
+	}
+	if l := out.next(t); !strings.Contains(l, "cherry") {
+		t.Errorf("printed %q after the other session's answer, want cherry", l)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rest := out.all(); len(rest) != 0 {
+		t.Errorf("printed more: %q", rest)
+	}
+}
