@@ -41,8 +41,8 @@ type StreamOptions struct {
 // delay doubles up to MaxBackoff (or what Retry-After asks), jittered.
 //
 // It returns nil when ctx is done, and an *Error when retrying cannot help:
-// the login or the stream refused for good (400, 401 twice in a row, 403,
-// 404).
+// the login refused (a wrong id or key, never tried twice), or the stream
+// refused for good (400, 401 twice in a row, 403, 404).
 func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn func(Event)) error {
 	last := opts.LastEventID
 	backoff := c.cfg.MinBackoff
@@ -55,6 +55,10 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn func(Event))
 		var e *Error
 		isErr := errors.As(res.err, &e)
 		switch {
+		case isErr && e.Status == http.StatusUnauthorized && res.login:
+			// A stale token is renewed by a login; a refused login is
+			// not tried again.
+			return fmt.Errorf("apiclient: stream: %w", res.err)
 		case isErr && e.Status == http.StatusUnauthorized:
 			unauthorized++
 			if unauthorized >= 2 {
@@ -114,15 +118,19 @@ func permanent(status int) bool {
 // (nil when the gateway ended the stream cleanly).
 type streamResult struct {
 	connected bool
-	retry     time.Duration
-	err       error
+	// login is true when the error is the login's: a login refused with 401
+	// is a wrong id or key, which another try only counts against the
+	// address again.
+	login bool
+	retry time.Duration
+	err   error
 }
 
 // streamOnce runs one connection, updating *last as events arrive.
 func (c *Client) streamOnce(ctx context.Context, last *string, fn func(Event)) streamResult {
 	s, err := c.session(ctx)
 	if err != nil {
-		return streamResult{err: err}
+		return streamResult{err: err, login: true}
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -286,6 +286,10 @@ func TestChatRefusedLogin(t *testing.T) {
 	if !errors.As(err, &e) {
 		t.Errorf("not a typed error: %T", err)
 	}
+	// One wrong key is one failed login, not two (issue 12, item 25).
+	if n := metricSum(t, g, "gateway_auth_failures_total"); n != 1 {
+		t.Errorf("%d failed logins counted, want 1", n)
+	}
 }
 
 func TestNewChatValidates(t *testing.T) {

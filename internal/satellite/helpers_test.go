@@ -344,6 +344,29 @@ func sentTotal(t *testing.T, g *gatewaytest.Gateway) int {
 	return 0
 }
 
+// metricSum sums the samples of a metric (all its labels) in /metrics.
+func metricSum(t *testing.T, g *gatewaytest.Gateway, name string) int {
+	t.Helper()
+	resp, err := http.Get(g.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += n
+	}
+	return int(sum)
+}
+
 // eventually polls cond until it holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
