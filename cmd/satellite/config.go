@@ -48,11 +48,58 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, map[string]*strin
 	fs.SetOutput(stderr)
 	vals := settings.Flags[config](fs, envPrefix)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "  SATELLITE_KEY\n    \tthe client's access key, from the environment only (or --key-file)\n")
+		w := fs.Output()
+		text, ok := commandUsage[name]
+		if !ok {
+			text = usage
+		}
+		fmt.Fprint(w, text)
+		// Only the flags the command reads.
+		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		shown.SetOutput(w)
+		fs.VisitAll(func(f *flag.Flag) {
+			if only, ok := onlyFor[f.Name]; !ok || name == "" || only == name {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.PrintDefaults()
+		fmt.Fprintf(w, "  SATELLITE_KEY\n    \tthe client's access key, from the environment only (or --key-file)\n")
 	}
 	return fs, vals
+}
+
+// onlyFor names the flags that one command reads; the others serve both.
+var onlyFor = map[string]string{
+	"local-bus":      "bridge",
+	"local-timeout":  "bridge",
+	"lang":           "chat",
+	"answer-timeout": "chat",
+}
+
+// commandUsage is each command's own help (satellite chat --help).
+var commandUsage = map[string]string{
+	"chat": `Usage: satellite chat [flags]
+
+Reads utterances line by line from standard input, says each to the gateway and prints each
+spoken answer to this session on a line of its own (after a "> " prompt on a terminal). A
+protected intent's password is asked on the terminal. Exits 1 when an utterance got no answer
+(refused, not understood, timed out).
+
+  echo "what time is it" | SATELLITE_KEY=... satellite chat --gateway http://127.0.0.1:8080 --client kitchen
+
+Flags (each also a SATELLITE_* environment variable):
+`,
+	"bridge": `Usage: satellite bridge [flags]
+
+Runs beside a device's own assistant: follows each utterance on the device's messagebus, lets
+the local assistant answer first, and asks the gateway only when it fails (or does not answer
+within --local-timeout); the gateway's speech (and audio service messages) are re-emitted on the
+device's bus. Runs until stopped.
+
+  SATELLITE_KEY=... satellite bridge --gateway http://gateway.lan:8080 --client kitchen
+
+Flags (each also a SATELLITE_* environment variable):
+`,
 }
 
 // loadConfig builds the config from getenv and the flags that were set, and

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -21,7 +22,17 @@ func main() {
 		stop()
 	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "satellite:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is err as the last line the program prints: prefixed with the
+// program's name once (the satellite package's own errors already carry it).
+func errorLine(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "satellite: ") {
+		return msg
+	}
+	return "satellite: " + msg
 }

@@ -140,6 +140,63 @@ func TestBadCommandLines(t *testing.T) {
 	})
 }
 
+// TestCommandHelp: each command has its own help, naming the flags it reads
+// and not the other's (issue 12, item 25).
+func TestCommandHelp(t *testing.T) {
+	help := func(cmd string) string {
+		t.Helper()
+		var stdout, stderr gatewaytest.Buffer
+		if err := run(context.Background(), []string{cmd, "--help"}, getenvOf(nil), strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatalf("%s --help: %v", cmd, err)
+		}
+		return stdout.String() + stderr.String()
+	}
+	chat, bridge := help("chat"), help("bridge")
+	if chat == bridge {
+		t.Fatal("chat and bridge print the same help")
+	}
+	for _, c := range []struct {
+		text, has, lacks string
+	}{
+		{chat, "satellite chat", "-local-bus"},
+		{chat, "-answer-timeout", "-local-timeout"},
+		{bridge, "satellite bridge", "-answer-timeout"},
+		{bridge, "-local-bus", "-lang "},
+	} {
+		if !strings.Contains(c.text, c.has) || strings.Contains(c.text, c.lacks) {
+			t.Errorf("help %q: want %q and not %q", c.text[:min(len(c.text), 40)], c.has, c.lacks)
+		}
+	}
+	for _, text := range []string{chat, bridge} {
+		for _, f := range []string{"-gateway", "-client", "-key-file", "SATELLITE_KEY"} {
+			if !strings.Contains(text, f) {
+				t.Errorf("help lacks %s", f)
+			}
+		}
+	}
+}
+
+// TestChatExitStatus: a line that got no answer makes chat fail (exit 1),
+// and the error names the program once.
+func TestChatExitStatus(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	key := g.CreateClient(t, "attic")
+	var stdout, stderr gatewaytest.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	env := map[string]string{"SATELLITE_GATEWAY": g.URL, "SATELLITE_CLIENT": "attic", "SATELLITE_KEY": key}
+	err := run(ctx, []string{"chat"}, getenvOf(env), strings.NewReader("hello\nblorp frobnicate\n"), &stdout, &stderr)
+	if err == nil {
+		t.Fatalf("run = nil with a line not understood; stderr:\n%s", stderr.String())
+	}
+	if line := errorLine(err); strings.Count(line, "satellite:") != 1 {
+		t.Errorf("error line %q", line)
+	}
+	if line := errorLine(errors.New("configuration: x")); line != "satellite: configuration: x" {
+		t.Errorf("error line %q", line)
+	}
+}
+
 // TestBridgeCommand wires the whole bridge through run: a device's bus with
 // a greeting-only assistant, the real gateway, and `satellite bridge`.
 func TestBridgeCommand(t *testing.T) {

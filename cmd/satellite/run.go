@@ -133,7 +133,12 @@ func newGateway(cfg config, log *slog.Logger) (*apiclient.Client, error) {
 }
 
 func runChat(ctx context.Context, cfg config, log *slog.Logger, gw *apiclient.Client, stdin io.Reader, stdout, stderr io.Writer) error {
+	prompt := ""
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		prompt = "> "
+	}
 	chat, err := satellite.NewChat(satellite.ChatConfig{
+		Prompt:        prompt,
 		Lang:          cfg.Lang,
 		AnswerTimeout: cfg.AnswerTimeout,
 		Password:      terminalPassword,

@@ -37,8 +37,16 @@ const (
 // protected when no password can be asked for.
 var ErrNoPassword = errors.New("the intent is protected by a password and there is no terminal to ask for it")
 
+// ErrUnanswered is returned (wrapped) by Run when some utterances got no
+// answer (refused, not understood, timed out): a script sees it in the exit
+// status.
+var ErrUnanswered = errors.New("some utterances got no answer")
+
 // ChatConfig configures a Chat. Zero fields take the defaults.
 type ChatConfig struct {
+	// Prompt is written to the output before each line is read (a
+	// terminal's "> "); empty writes none (a pipe).
+	Prompt string
 	// Lang is the language of the utterances; empty lets the gateway choose.
 	Lang string
 	// AnswerTimeout is how long one utterance waits for its end (the done
@@ -105,9 +113,11 @@ func NewChat(cfg ChatConfig, gw Gateway) (*Chat, error) {
 }
 
 // Run reads utterances from in until it ends, prints the answers to out and
-// what went wrong with an utterance to errOut, and returns nil once the last
-// utterance's handling ended (or ctx is done). It returns an error when the
-// stream cannot be held (the login refused, say).
+// what went wrong with an utterance to errOut, and returns once the last
+// utterance's handling ended (or ctx is done): nil when every utterance was
+// answered, ErrUnanswered (wrapped, with how many) when some were not. It
+// returns another error when the stream cannot be held (the login refused,
+// say).
 //
 // The line reader stays blocked on in after an early return until in
 // yields; give Run an input that ends, or end the process.
@@ -169,7 +179,11 @@ func (c *Chat) Run(ctx context.Context, in io.Reader, out, errOut io.Writer) err
 		}
 	}()
 
+	said, failed := 0, 0
 	for {
+		if c.cfg.Prompt != "" {
+			fmt.Fprint(out, c.cfg.Prompt)
+		}
 		select {
 		case more <- struct{}{}:
 		case <-ctx.Done():
@@ -185,10 +199,25 @@ func (c *Chat) Run(ctx context.Context, in io.Reader, out, errOut io.Writer) err
 					}
 				default:
 				}
+				if c.cfg.Prompt != "" {
+					fmt.Fprintln(out) // end the prompt's line
+				}
+				if failed > 0 {
+					return fmt.Errorf("satellite: %d of %d: %w", failed, said, ErrUnanswered)
+				}
 				return nil
 			}
-			if err := c.handle(ctx, st, strings.TrimSpace(line), errOut, streamErr); err != nil {
+			text := strings.TrimSpace(line)
+			if text == "" {
+				continue
+			}
+			said++
+			answered, err := c.handle(ctx, st, text, errOut, streamErr)
+			if err != nil {
 				return err
+			}
+			if !answered {
+				failed++
 			}
 		case err := <-streamErr:
 			if ctx.Err() != nil {
@@ -201,19 +230,17 @@ func (c *Chat) Run(ctx context.Context, in io.Reader, out, errOut io.Writer) err
 	}
 }
 
-// handle says one line and waits for its end. Only a lost stream is
-// returned; an utterance that went wrong is reported on errOut.
-func (c *Chat) handle(ctx context.Context, st *chatState, text string, errOut io.Writer, streamErr <-chan error) error {
-	if text == "" {
-		return nil
-	}
+// handle says one line and waits for its end, and reports whether it was
+// answered. Only a lost stream is returned; an utterance that went wrong is
+// reported on errOut.
+func (c *Chat) handle(ctx context.Context, st *chatState, text string, errOut io.Writer, streamErr <-chan error) (bool, error) {
 	acc, err := c.say(ctx, text)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return true, nil
 		}
 		fmt.Fprintf(errOut, "satellite: %q: %v\n", clean(text), err)
-		return nil
+		return false, nil
 	}
 	c.log.Debug("utterance accepted", "utterance", text, "utterance_id", acc.ID)
 	st.own(acc.SessionID)
@@ -225,18 +252,20 @@ func (c *Chat) handle(ctx context.Context, st *chatState, text string, errOut io
 		case api.StatusHandled, api.StatusAwaitingResponse:
 		default:
 			fmt.Fprintf(errOut, "satellite: %q: no answer (%s)\n", clean(text), clean(status))
+			return false, nil
 		}
 	case <-t.C:
 		st.unwait(acc.ID)
 		fmt.Fprintf(errOut, "satellite: %q: no answer within %v\n", clean(text), c.cfg.AnswerTimeout)
+		return false, nil
 	case err := <-streamErr:
 		if ctx.Err() != nil {
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("satellite: the gateway's stream: %w", err)
+		return false, fmt.Errorf("satellite: the gateway's stream: %w", err)
 	case <-ctx.Done():
 	}
-	return nil
+	return true, nil
 }
 
 // say says text, asking for the password of a protected intent, and retries

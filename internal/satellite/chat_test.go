@@ -90,8 +90,10 @@ func TestChatThroughAPipe(t *testing.T) {
 	gw, _ := gatewayClient(t, g, "desk")
 	out, errOut := newLineWriter(), newLineWriter()
 	in := strings.NewReader("hello\n\n  tell me a joke  \nblorp frobnicate\nwhat time is it")
-	if err := runChat(t, newChat(t, gw, satellite.ChatConfig{}), in, out, errOut); err != nil {
-		t.Fatal(err)
+	// A line that got no answer shows in the result (the exit status).
+	err := runChat(t, newChat(t, gw, satellite.ChatConfig{}), in, out, errOut)
+	if !errors.Is(err, satellite.ErrUnanswered) || !strings.Contains(err.Error(), "1 of 4") {
+		t.Fatalf("Run = %v, want 1 of 4 unanswered", err)
 	}
 	got := out.all()
 	if len(got) != 3 {
@@ -102,6 +104,21 @@ func TestChatThroughAPipe(t *testing.T) {
 	}
 	if e := strings.Join(errOut.all(), "\n"); !strings.Contains(e, "blorp frobnicate") || !strings.Contains(e, api.StatusIntentFailure) {
 		t.Errorf("errors %q", e)
+	}
+}
+
+// TestChatAllAnswered: Run returns nil when every line was answered, and
+// writes the prompt before each line when given one (a terminal).
+func TestChatAllAnswered(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	gw, _ := gatewayClient(t, g, "porch")
+	out := newLineWriter()
+	err := runChat(t, newChat(t, gw, satellite.ChatConfig{Prompt: "> "}), strings.NewReader("say one\nsay two\n"), out, io.Discard)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := out.all(); len(got) != 3 || got[0] != "> one" || got[1] != "> two" || got[2] != "> " {
+		t.Errorf("printed %q, want each answer after a prompt", got)
 	}
 }
 
@@ -183,8 +200,9 @@ func TestChatPassword(t *testing.T) {
 				}
 			}
 			out, errOut := newLineWriter(), newLineWriter()
-			if err := runChat(t, newChat(t, gw, cfg), strings.NewReader("tell me a joke\nhello\n"), out, errOut); err != nil {
-				t.Fatal(err)
+			err := runChat(t, newChat(t, gw, cfg), strings.NewReader("tell me a joke\nhello\n"), out, errOut)
+			if (err == nil) != tt.answered || (err != nil && !errors.Is(err, satellite.ErrUnanswered)) {
+				t.Fatalf("Run = %v, want unanswered %v", err, !tt.answered)
 			}
 			got := out.all()
 			want := 1 // the greeting
