@@ -722,6 +722,56 @@ func TestConsoleAssistantUnavailable(t *testing.T) {
 	b.until("the link to come back", linkState("connected")+" && "+userStatus("hello again", "timeout", "Timed out"))
 }
 
+// TestConsoleBuses: the admin's view of the assistants' buses lists every
+// configured bus with its state, read-only, and follows one going down.
+func TestConsoleBuses(t *testing.T) {
+	var urls []string
+	var stops []func()
+	for range 2 {
+		bus, err := messagebus.New(messagebus.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(bus.Handler())
+		stop := sync.OnceFunc(func() { srv.Close(); bus.Close() })
+		t.Cleanup(stop)
+		urls, stops = append(urls, "ws://"+srv.Listener.Addr().String()+messagebus.Route), append(stops, stop)
+	}
+	g := gatewaytest.Start(t, map[string]string{"BUS_URL": strings.Join(urls, ",")})
+	b := newBrowser(t, t.ArtifactDir())
+	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
+	b.do("open the buses", chromedp.Navigate(g.URL+"/#/buses"))
+	b.until("the unlock form", `!document.getElementById("view-unlock").hidden`)
+	b.do("unlock", chromedp.SendKeys(chromedp.ID("admin-token"), g.AdminToken+"\n"))
+	b.until("the list of buses", listReady("buses-body"))
+	row := func(bus, state string) string {
+		return fmt.Sprintf(`(r => r !== null && r.textContent.includes(%s) && r.querySelector(".badge").textContent === %s)(document.querySelector('#buses-body tr[data-bus=%s]'))`,
+			js(urlOf(urls, bus)), js(state), js(bus))
+	}
+	b.until("both buses up", row("1", "Up")+" && "+row("2", "Up"))
+	if got := eval[string](b, `document.querySelector("#buses-body .count").textContent`); got != "2 of 2 up" {
+		t.Errorf("count %q", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#view-buses button:not([data-lock]):not(#buses-refresh), #buses-body input").length`); n != 0 {
+		t.Errorf("the view of buses has %d controls: it is read-only", n)
+	}
+	b.shot("desktop-15-buses")
+
+	stops[1]()
+	waitReady(t, g, http.StatusOK) // one bus is enough
+	b.until("bus 2 to show down", `(document.getElementById("buses-refresh").click(), true) && `+row("2", "Down")+" && "+row("1", "Up"))
+	if got := eval[string](b, `document.querySelector("#buses-body .count").textContent`); got != "1 of 2 up" {
+		t.Errorf("count %q", got)
+	}
+	b.shot("desktop-16-bus-down")
+}
+
+// urlOf is the URL of bus label ("1", "2") in urls.
+func urlOf(urls []string, label string) string {
+	i := int(label[0] - '1')
+	return urls[i]
+}
+
 // waitReady waits until the gateway's /readyz answers status.
 func waitReady(t *testing.T, g *gatewaytest.Gateway, status int) {
 	t.Helper()

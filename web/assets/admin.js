@@ -1,5 +1,5 @@
-// Running the gateway with the admin token: clients, the IP blacklist and
-// protected intents. The token lives in this module's memory only. A route
+// Running the gateway with the admin token: clients, the IP blacklist,
+// protected intents, and the assistants' buses (read-only). The token lives in this module's memory only. A route
 // this gateway does not serve shows as unavailable; nothing is made up.
 
 import {ApiError, call, explain, routes, seg} from './api.js';
@@ -45,7 +45,7 @@ export function createAdmin({onUnlock, onLock} = {}) {
   function lock(reason) {
     token = null;
     clients = [];
-    for (const id of ['clients-body', 'blacklist-body', 'intents-body']) $(id).replaceChildren();
+    for (const id of ['clients-body', 'blacklist-body', 'intents-body', 'buses-body']) $(id).replaceChildren();
     showError($('unlock-error'), reason);
     onLock?.();
   }
@@ -484,6 +484,40 @@ export function createAdmin({onUnlock, onLock} = {}) {
     });
   }
 
+  // ---- buses (read-only) ----
+
+  function loadBuses() {
+    return whileBusy($('buses-body'), loadBusesNow);
+  }
+
+  async function loadBusesNow() {
+    const box = $('buses-body');
+    if (!box.firstChild) loading(box);
+    let list;
+    try {
+      list = (await admin('GET', '/v1/admin/buses')) || [];
+    } catch (e) {
+      if (!token) return;
+      if (e instanceof ApiError && e.routeMissing) unavailable(box, 'The list of buses is', '/v1/admin/buses', loadBuses);
+      else failure(box, e, loadBuses);
+      return;
+    }
+    const up = list.filter((b) => b.state === 'up').length;
+    const rows = list.map((b) => h('tr', {dataset: {bus: b.bus}},
+      cell('Bus', h('span', {class: 'strong'}, b.bus)),
+      cell('URL', h('span', {class: 'mono'}, b.url)),
+      cell('State', h('span', {class: `badge bus-${b.state}`}, b.state === 'up' ? 'Up' : 'Down')),
+      cell('Since', b.since ? timeEl(b.since) : h('span', {class: 'muted'}, 'not yet')),
+      cell('In flight', String(b.in_flight)),
+      cell('Reconnects', String(b.reconnects)),
+      cell('Last failure', b.last_error ? b.last_error : h('span', {class: 'muted'}, 'none'))));
+    box.replaceChildren(
+      h('p', {class: 'count muted'}, `${up} of ${list.length} up`),
+      table('Buses', ['Bus', 'URL', 'State', 'Since', 'In flight', 'Reconnects', 'Last failure'], rows));
+  }
+
+  $('buses-refresh').addEventListener('click', () => loadBuses());
+
   return {
     get unlocked() {
       return token !== null;
@@ -492,6 +526,7 @@ export function createAdmin({onUnlock, onLock} = {}) {
       if (view === 'clients') return loadClients();
       if (view === 'blacklist') return loadBlacklist();
       if (view === 'intents') return loadIntents();
+      if (view === 'buses') return loadBuses();
       return undefined;
     },
   };

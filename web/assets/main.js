@@ -1,13 +1,13 @@
 // The console's entry point: icons, the section router (#/talk, #/clients,
-// #/blacklist, #/intents) and the two sets of credentials, both kept in
+// #/blacklist, #/intents, #/buses) and the two sets of credentials, both kept in
 // memory only: the client's session (Talk) and the admin token (the rest).
 
 import {createAdmin} from './admin.js';
 import {fillIcons} from './dom.js';
 import {createTalk} from './talk.js';
 
-const VIEWS = ['talk', 'clients', 'blacklist', 'intents'];
-const ADMIN_VIEWS = new Set(['clients', 'blacklist', 'intents']);
+const VIEWS = ['talk', 'clients', 'blacklist', 'intents', 'buses'];
+const ADMIN_VIEWS = new Set(['clients', 'blacklist', 'intents', 'buses']);
 
 fillIcons();
 
@@ -29,7 +29,7 @@ function route(focus = true) {
     else a.removeAttribute('aria-current');
   }
   for (const v of document.querySelectorAll('main > .view')) v.hidden = v.dataset.view !== showing;
-  const titles = {talk: 'Talk', clients: 'Clients', blacklist: 'IP blacklist', intents: 'Protected intents'};
+  const titles = {talk: 'Talk', clients: 'Clients', blacklist: 'IP blacklist', intents: 'Protected intents', buses: 'Assistants'};
   document.title = `${titles[name]} · Voice gateway`;
   if (showing === 'unlock') {
     if (focus) document.getElementById('admin-token').focus();
