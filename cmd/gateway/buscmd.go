@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,7 +54,41 @@ func startAssistant(dialect string, secret api.Secret, responseTimeout time.Dura
 			}
 		})
 	}
+	if err := waitSkills(mb, log); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// waitSkills returns once the skills answer on the bus
+// (mycroft.skills.is_ready), so that no peer is let in before the assistant
+// listens: an utterance sent earlier would get no answer.
+func waitSkills(mb *messagebus.Bus, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	probe, err := busclient.New(busclient.Config{URL: embeddedBusURL, Name: "probe", NetDialContext: mb.DialContext, Logger: log.With("component", "skills-probe")})
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() { defer close(done); _ = probe.Run(ctx) }()
+	if err := probe.WaitConnected(ctx); err != nil {
+		return err
+	}
+	ready := api.Message{Type: api.TypeSkillsIsReady, Data: json.RawMessage(`{}`), Context: json.RawMessage(`{"source":"gateway","destination":["skills"]}`)}
+	for {
+		try, stop := context.WithTimeout(ctx, time.Second)
+		_, err := probe.Request(try, ready, func(f *api.Frame) bool { return f.Type == api.TypeSkillsIsReady+".response" })
+		stop()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("the built-in skills did not answer: %w", err)
+		}
+	}
 }
 
 // Close stops the skills, then the bus (and with it every peer's link).
