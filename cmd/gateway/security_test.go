@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -265,6 +266,60 @@ func TestProtectedIntentsAreBlacklistedInTheSession(t *testing.T) {
 			return
 		}
 		t.Fatalf("session without the protected intent: %s", ev.Data)
+	}
+}
+
+// Every protected pattern goes into the session as OVOS lists it: a skill
+// id in blacklisted_skills, a wildcard expanded against the intents the bus
+// announced (here through a dry run's answer).
+func TestProtectedSkillsAndWildcardsAreBlacklisted(t *testing.T) {
+	g := startGateway(t, nil)
+	for _, p := range []string{"joke.builtin", "*:TimeIntent"} {
+		wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape(p), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+	}
+	s := g.newClient(t, "study")
+	tok := s.Token.Reveal()
+	var p api.Problem
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/utterances", tok, api.UtteranceRequest{Utterance: "what time is it"}, &p), http.StatusForbidden)
+	st := g.openStream(t, "study", bearer(tok))
+	st.next(t, api.EventReady)
+	say(t, g, tok, "hello")
+	ev := st.next(t, api.EventMessage)
+	var m struct {
+		Context struct {
+			Session struct {
+				Intents []string `json:"blacklisted_intents"`
+				Skills  []string `json:"blacklisted_skills"`
+			} `json:"session"`
+		} `json:"context"`
+	}
+	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(m.Context.Session.Skills) != "[joke.builtin]" || fmt.Sprint(m.Context.Session.Intents) != "[time.builtin:TimeIntent]" {
+		t.Fatalf("session blacklists intents %v, skills %v", m.Context.Session.Intents, m.Context.Session.Skills)
+	}
+}
+
+// An answer to a follow-up question that happens to match a protected
+// intent is taken as the answer, without a password; it never starts the
+// protected intent, and outside a question the intent is protected as ever.
+func TestAnswerMatchingAProtectedIntent(t *testing.T) {
+	g := startGateway(t, nil)
+	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+	s := g.newClient(t, "den")
+	tok := s.Token.Reveal()
+	if q := sayWait(t, g, tok, "ask me something"); q.Status != api.StatusAwaitingResponse {
+		t.Fatalf("question: %+v", q)
+	}
+	a := sayWait(t, g, tok, "tell me a joke")
+	if a.Status != api.StatusHandled || len(a.Speech) != 1 || !strings.Contains(a.Speech[0].Utterance, "You said tell me a joke") {
+		t.Fatalf("answer: %+v", a)
+	}
+	var p api.Problem
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/utterances", tok, api.UtteranceRequest{Utterance: "tell me a joke"}, &p), http.StatusForbidden)
+	if !strings.HasSuffix(p.Type, "/password-required") {
+		t.Fatalf("outside a question: %+v", p)
 	}
 }
 

@@ -197,6 +197,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	// The gate learns the intents the buses announce, to expand wildcards
+	// into the sessions' blacklists.
+	for _, link := range links {
+		defer link.Subscribe(gate.Announce)()
+	}
 	talk, err := utterances.New(reg, gate, br, "en-us")
 	if err != nil {
 		return err

@@ -268,9 +268,20 @@ type Utterance struct {
 	SessionID  string
 	Text       string
 	Lang       string
-	// BlacklistedIntents go into context.session.blacklisted_intents when
-	// not empty, so that OVOS skips those intents (protected intents).
+	// BlacklistedIntents go into context.session.blacklisted_intents and
+	// BlacklistedSkills into blacklisted_skills when not empty, so that
+	// OVOS skips those intents and skills (protected intents), in the
+	// real run and in the dry run alike.
 	BlacklistedIntents []string
+	BlacklistedSkills  []string
+}
+
+// Blacklist is what a session may not use, as an OVOS session lists it:
+// its blacklisted_intents ("skill_id:IntentName") and blacklisted_skills
+// (skill ids), sorted.
+type Blacklist struct {
+	Intents []string
+	Skills  []string
 }
 
 // Pending is an utterance on the bus whose handling has not been seen to end
@@ -396,6 +407,7 @@ type sessionContext struct {
 	SessionID          string   `json:"session_id"`
 	Lang               string   `json:"lang"`
 	BlacklistedIntents []string `json:"blacklisted_intents,omitempty"`
+	BlacklistedSkills  []string `json:"blacklisted_skills,omitempty"`
 }
 
 func unavailable(detail string) *api.Error {
@@ -436,6 +448,7 @@ func (b *Bridge) message(typ string, u Utterance, id string, data any) (api.Mess
 			SessionID:          u.SessionID,
 			Lang:               b.lang(u),
 			BlacklistedIntents: u.BlacklistedIntents,
+			BlacklistedSkills:  u.BlacklistedSkills,
 		},
 		UtteranceID: id,
 	})

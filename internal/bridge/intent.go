@@ -25,6 +25,11 @@ type Intent struct {
 	Service string
 	// Raw is data.intent as the bus carried it.
 	Raw json.RawMessage
+	// Answer reports that the session's latest follow-up question was
+	// still unanswered when the assistant answered: the skill that asked
+	// would take the utterance as its answer, whatever intent it matches
+	// (set by the bridge, not read from the bus).
+	Answer bool
 }
 
 const (
@@ -98,7 +103,27 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 		b.log.Warn("intent reply unreadable", "client", u.ClientID, "err", err)
 		return nil, unavailable("the assistant's intent answer was unreadable")
 	}
+	if in != nil {
+		in.Answer = b.awaitingAnswer(u.ClientID, u.SessionID)
+	}
 	return in, nil
+}
+
+// awaitingAnswer reports whether a follow-up question of the client's
+// session waits for its answer (see Bridge.link).
+func (b *Bridge) awaitingAnswer(clientID, sessionID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.sessions[sessionID]
+	if s == nil || s.clientID != clientID {
+		return false
+	}
+	for _, q := range s.pending {
+		if q.awaiting && q.status == "" && q.sent {
+			return true
+		}
+	}
+	return false
 }
 
 // parseIntent reads intent.service.intent.reply's data: nil when data.intent

@@ -2,9 +2,11 @@
 // "Intent passwords"). When any pattern is protected, each utterance is
 // first shown to the assistant in a dry run (which intent would handle
 // this?); an utterance headed for a protected intent goes on the bus only
-// with that intent's password. Protected intents of the form
-// "skill:Intent" are also listed in the session's blacklisted_intents, so
-// that OVOS skips them even when its real run differs from the dry run.
+// with that intent's password. Every protected pattern the utterance has not
+// unlocked also goes into the session that goes on the bus, as OVOS lists it
+// (blacklisted_intents, blacklisted_skills; wildcards expanded against the
+// intents the bus has announced), so that OVOS skips them even when its real
+// run differs from the dry run.
 //
 // With no pattern protected the gate costs nothing: no dry run, no lock.
 package intentgate
@@ -12,6 +14,7 @@ package intentgate
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,15 +125,51 @@ type Gate struct {
 	mu   sync.Mutex
 	snap atomic.Pointer[snapshot]
 
+	knownMu  sync.Mutex
+	known    map[known]struct{}
+	knownGen atomic.Uint64 // bumped when known grows
+	full     atomic.Pointer[expansion]
+
 	dryRuns, dryRunFailures, failedOpen, required, invalid, unlocked, refused atomic.Uint64
 }
 
 // snapshot is an immutable view of the protected patterns.
 type snapshot struct {
 	rules []rule
-	// blacklisted are the patterns naming one intent ("skill:Intent"),
-	// sorted, for the session's blacklisted_intents.
-	blacklisted []string
+}
+
+// Blacklist is what a session may not use, as an OVOS session lists it.
+type Blacklist = bridge.Blacklist
+
+// covers reports whether b keeps OVOS from running in: its type is
+// listed, or its skill.
+func covers(b Blacklist, in *bridge.Intent) bool {
+	_, typ := slices.BinarySearch(b.Intents, in.Type)
+	_, skill := slices.BinarySearch(b.Skills, in.SkillID)
+	return (in.Type != "" && typ) || (in.SkillID != "" && skill)
+}
+
+// known is an intent the bus has announced: in a dry run's answer, an
+// intent registration (register_intent, padatious:register_intent) or the
+// intent message of a real run.
+type known struct {
+	typ, name, skill string
+}
+
+// maxKnown bounds the intents remembered for expanding wildcards; beyond it
+// new ones are not remembered (a bus that announces that many is not an
+// assistant's).
+const maxKnown = 8192
+
+// maxKnownName bounds the names of a known intent, in bytes.
+const maxKnownName = 1024
+
+// expansion is the full blacklist of a snapshot and the known intents of
+// one generation, computed once for every utterance that unlocks nothing.
+type expansion struct {
+	snap *snapshot
+	gen  uint64
+	bl   Blacklist
 }
 
 // rule is one protected pattern.
@@ -167,7 +206,8 @@ func New(ctx context.Context, cfg Config, st Store, dry DryRun, fails Failures) 
 	}
 	g := &Gate{
 		cfg: cfg, st: st, dry: dry, fails: fails, log: cfg.Logger,
-		sem: make(chan struct{}, cfg.MaxVerify),
+		sem:   make(chan struct{}, cfg.MaxVerify),
+		known: make(map[known]struct{}),
 	}
 	g.snap.Store(&snapshot{})
 	if err := g.Refresh(ctx); err != nil {
@@ -218,11 +258,7 @@ func (g *Gate) reloadLocked(ctx context.Context) (*snapshot, error) {
 			chars:   len(p.Pattern) - strings.Count(p.Pattern, "*"),
 			stars:   strings.Count(p.Pattern, "*"),
 		})
-		if literalLike(p.Pattern) {
-			s.blacklisted = append(s.blacklisted, p.Pattern)
-		}
 	}
-	slices.Sort(s.blacklisted)
 	g.snap.Store(s)
 	return s, nil
 }
@@ -296,28 +332,40 @@ func (g *Gate) Unprotect(ctx context.Context, pattern string) error {
 	return nil
 }
 
-// Check decides whether u may go on the bus, and returns the intents to put
-// in its session's blacklisted_intents.
+// Check decides whether u may go on the bus, and returns what its session
+// may not use: the blacklist to put in the session that goes on the bus.
 //
-// With no pattern protected it returns (nil, nil) at once, without a dry
-// run. Otherwise it asks the dry run which intent would handle u. When the
-// intent (its type "skill:Intent", its name or its skill id) matches
+// With no pattern protected it returns an empty blacklist at once, without
+// a dry run. Otherwise it asks the dry run which intent would handle u. When
+// the intent (its type "skill:Intent", its name or its skill id) matches
 // protected patterns, the most specific of them decides (a pattern without
 // wildcard before any with one, then the most characters other than '*',
 // then the fewest '*'): its password is required (EPASSWORDREQUIRED without
 // one, EPASSWORDINVALID for a wrong one, which also counts as a failure of
 // addr); the error's Intent names the intent. With the right password u goes
-// through, with the literal patterns that do not match this intent still
-// blacklisted. When nothing protected matches, u goes through with every
-// literal pattern blacklisted.
+// through, with every pattern that does not match this intent blacklisted.
+// When nothing protected matches, u goes through with every pattern
+// blacklisted.
+//
+// The exception is an answer: when the dry run says that a follow-up
+// question of the session waits (bridge.Intent.Answer), u would be taken as
+// its answer, whatever it matches, and needs no password, provided the
+// blacklist covers the protected intent it matches, so that it can never
+// start it (should the question be over by the time u arrives).
+//
+// The blacklist holds every protected pattern as OVOS understands it (see
+// Blacklist): "skill:Intent" patterns as intents, patterns without '*' or
+// ':' and "skill:*" as skills, and wildcards expanded against the intents
+// the bus has announced (Announce, and every dry run's answer): the whole
+// skill when the pattern matches its id, else each intent it matches.
 //
 // When the dry run fails (the bus is down or silent), u is refused with
 // EUNAVAILABLE and a Retry-After, unless Config.FailOpen, in which case it
-// goes through with every literal pattern blacklisted.
-func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (blacklisted []string, err error) {
+// goes through with every pattern blacklisted.
+func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (Blacklist, error) {
 	s := g.snap.Load()
 	if len(s.rules) == 0 {
-		return nil, nil
+		return Blacklist{}, nil
 	}
 	g.dryRuns.Add(1)
 	dctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
@@ -327,16 +375,22 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 		return g.dryRunFailed(ctx, s, u, err)
 	}
 	if in == nil {
-		return slices.Clone(s.blacklisted), nil
+		return g.blacklist(s), nil
 	}
+	g.learn(known{typ: in.Type, name: in.Name, skill: in.SkillID})
 	r, ok := s.match(in)
 	if !ok {
-		return slices.Clone(s.blacklisted), nil
+		return g.blacklist(s), nil
 	}
 	name := intentName(in)
+	if in.Answer {
+		if bl := g.blacklist(s); covers(bl, in) {
+			return bl, nil
+		}
+	}
 	if password == "" {
 		g.required.Add(1)
-		return nil, &api.Error{Code: api.EPASSWORDREQUIRED, Intent: name,
+		return Blacklist{}, &api.Error{Code: api.EPASSWORDREQUIRED, Intent: name,
 			Detail: fmt.Sprintf("the intent %s is protected: send its password", name)}
 	}
 	// Counted before it is checked (issue: 40 guesses sent at once were all
@@ -345,7 +399,7 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 		if !g.fails.Attempt(addr) {
 			g.refused.Add(1)
 			g.log.Warn("intent password refused unchecked: too many attempts from the address", "intent", name, "client", u.ClientID, "addr", addr)
-			return nil, &api.Error{Code: api.ERATELIMITED, Intent: name, RetryAfter: retryAfter,
+			return Blacklist{}, &api.Error{Code: api.ERATELIMITED, Intent: name, RetryAfter: retryAfter,
 				Detail: "too many intent password attempts from this address; try again later"}
 		}
 	}
@@ -362,22 +416,141 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 		}
 	}
 	if err != nil {
-		return nil, err
+		return Blacklist{}, err
 	}
 	if !good {
 		g.invalid.Add(1)
 		g.log.Warn("wrong intent password", "intent", name, "pattern", r.pattern, "client", u.ClientID, "addr", addr)
-		return nil, &api.Error{Code: api.EPASSWORDINVALID, Intent: name,
+		return Blacklist{}, &api.Error{Code: api.EPASSWORDINVALID, Intent: name,
 			Detail: fmt.Sprintf("wrong password for the intent %s", name)}
 	}
 	g.unlocked.Add(1)
-	var rest []string
-	for _, b := range s.blacklisted {
-		if !matchesIntent(b, in) {
-			rest = append(rest, b)
+	return expand(s.rules, g.knownIntents(), func(p string) bool { return matchesIntent(p, in) }), nil
+}
+
+// Announce learns the intents a bus frame announces, for expanding
+// wildcards into the blacklist: register_intent and
+// padatious:register_intent (data.name "skill_id:IntentName"), and an
+// intent message "skill_id:IntentName" whose context names that skill. It
+// is quick, never blocks on the bus, and ignores anything else: subscribe
+// it to the bus link.
+func (g *Gate) Announce(f *api.Frame) {
+	if f == nil {
+		return
+	}
+	switch f.Type {
+	case typeRegisterIntent, typePadatiousRegister:
+		var name string
+		if api.Member(f.Data, "name") != nil {
+			_ = json.Unmarshal(api.Member(f.Data, "name"), &name)
+		}
+		if skill, intent, ok := strings.Cut(name, ":"); ok && skill != "" && intent != "" {
+			g.learn(known{typ: name, name: name, skill: skill})
+		}
+	default:
+		skill, intent, ok := strings.Cut(f.Type, ":")
+		if !ok || skill == "" || intent == "" {
+			return
+		}
+		var ctxSkill string
+		if raw := api.Member(f.Context, "skill_id"); raw != nil {
+			_ = json.Unmarshal(raw, &ctxSkill)
+		}
+		if ctxSkill == skill {
+			g.learn(known{typ: f.Type, name: f.Type, skill: skill})
 		}
 	}
-	return rest, nil
+}
+
+// Bus message types that register intents (ovos-workshop, at skill load).
+const (
+	typeRegisterIntent    = "register_intent"
+	typePadatiousRegister = "padatious:register_intent"
+)
+
+// learn remembers an announced intent (bounded, see maxKnown). Names
+// longer than maxKnownName are no intent of a real skill: ignored.
+func (g *Gate) learn(k known) {
+	if (k.typ == "" && k.skill == "") || len(k.typ) > maxKnownName || len(k.name) > maxKnownName || len(k.skill) > maxKnownName {
+		return
+	}
+	g.knownMu.Lock()
+	defer g.knownMu.Unlock()
+	if _, ok := g.known[k]; ok || len(g.known) >= maxKnown {
+		return
+	}
+	g.known[k] = struct{}{}
+	g.knownGen.Add(1)
+}
+
+// knownIntents returns the announced intents, in no particular order.
+func (g *Gate) knownIntents() []known {
+	g.knownMu.Lock()
+	defer g.knownMu.Unlock()
+	out := make([]known, 0, len(g.known))
+	for k := range g.known {
+		out = append(out, k)
+	}
+	return out
+}
+
+// blacklist is every pattern of s, expanded: cached until the patterns or
+// the known intents change.
+func (g *Gate) blacklist(s *snapshot) Blacklist {
+	gen := g.knownGen.Load()
+	if e := g.full.Load(); e != nil && e.snap == s && e.gen == gen {
+		return clone(e.bl)
+	}
+	bl := expand(s.rules, g.knownIntents(), nil)
+	g.full.Store(&expansion{snap: s, gen: gen, bl: bl})
+	return clone(bl)
+}
+
+func clone(b Blacklist) Blacklist {
+	return Blacklist{Intents: slices.Clone(b.Intents), Skills: slices.Clone(b.Skills)}
+}
+
+// expand turns patterns into what an OVOS session can list, skipping those
+// for which skip is true: "skill:Intent" is an intent; a pattern without '*'
+// and ':' is a skill id, and "skill:*" a whole skill; and every pattern
+// covers each announced intent whose skill id it matches (the whole skill),
+// else whose type or name it matches (that intent).
+func expand(rules []rule, ks []known, skip func(pattern string) bool) Blacklist {
+	intents, skills := map[string]bool{}, map[string]bool{}
+	for _, r := range rules {
+		p := r.pattern
+		if skip != nil && skip(p) {
+			continue
+		}
+		switch {
+		case literalLike(p):
+			intents[p] = true
+		case !strings.ContainsAny(p, "*:"):
+			skills[p] = true
+		default:
+			if skill, ok := strings.CutSuffix(p, ":*"); ok && skill != "" && !strings.Contains(skill, "*") {
+				skills[skill] = true
+			}
+		}
+		for _, k := range ks {
+			switch {
+			case k.skill != "" && Match(p, k.skill):
+				skills[k.skill] = true
+			case k.typ != "" && (Match(p, k.typ) || (k.name != "" && Match(p, k.name))):
+				intents[k.typ] = true
+			}
+		}
+	}
+	bl := Blacklist{}
+	for i := range intents {
+		bl.Intents = append(bl.Intents, i)
+	}
+	for sk := range skills {
+		bl.Skills = append(bl.Skills, sk)
+	}
+	slices.Sort(bl.Intents)
+	slices.Sort(bl.Skills)
+	return bl
 }
 
 // slowDown counts a password attempt of the client and waits as a login
@@ -401,18 +574,18 @@ func (g *Gate) slowDown(ctx context.Context, clientID string) error {
 }
 
 // dryRunFailed decides what a failed dry run means for u.
-func (g *Gate) dryRunFailed(ctx context.Context, s *snapshot, u bridge.Utterance, err error) ([]string, error) {
+func (g *Gate) dryRunFailed(ctx context.Context, s *snapshot, u bridge.Utterance, err error) (Blacklist, error) {
 	if cerr := ctx.Err(); cerr != nil {
-		return nil, fmt.Errorf("intentgate: dry run: %w", cerr)
+		return Blacklist{}, fmt.Errorf("intentgate: dry run: %w", cerr)
 	}
 	if api.ErrorCode(err) == api.EINVALID {
-		return nil, err
+		return Blacklist{}, err
 	}
 	g.dryRunFailures.Add(1)
 	if g.cfg.FailOpen {
 		g.failedOpen.Add(1)
 		g.log.Warn("intent dry run failed; letting the utterance through (fail open)", "client", u.ClientID, "err", err)
-		return slices.Clone(s.blacklisted), nil
+		return g.blacklist(s), nil
 	}
 	g.log.Warn("intent dry run failed; utterance refused (fail closed)", "client", u.ClientID, "err", err)
 	wait := retryAfter
@@ -420,7 +593,7 @@ func (g *Gate) dryRunFailed(ctx context.Context, s *snapshot, u bridge.Utterance
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		wait = e.RetryAfter
 	}
-	return nil, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: wait,
+	return Blacklist{}, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: wait,
 		Detail: "the assistant could not say which intent would handle this utterance, and some intents are protected; try again later"}
 }
 

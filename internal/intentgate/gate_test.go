@@ -2,10 +2,13 @@ package intentgate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,11 +49,13 @@ func (d *dryRun) Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent
 	case "bad":
 		return nil, api.Errorf(api.EINVALID, "utterance without a session of its own")
 	}
-	in := d.intents[u.Text]
+	text, answer := strings.CutPrefix(u.Text, "answer: ")
+	in := d.intents[text]
 	if in == nil {
 		return nil, nil
 	}
 	c := *in
+	c.Answer = answer // "answer: ..." while a follow-up question waits
 	return &c, nil
 }
 
@@ -71,6 +76,7 @@ var intents = map[string]*bridge.Intent{
 	"tell me a joke":  {Name: "ovos.skills.fallback.jokes.skill.request", SkillID: "jokes.skill"},
 	"padatious":       {Name: "pad.skill:what.is.intent", Type: "pad.skill:what.is.intent", SkillID: "pad.skill"},
 	"hello":           {Name: "HelloIntent", Type: "hello.skill:HelloIntent", SkillID: "hello.skill"},
+	"mystery":         {Name: "ovos.skills.fallback.mystery"},
 }
 
 func openStore(t testing.TB, path string) *store.Store {
@@ -125,7 +131,7 @@ func TestNothingProtectedNoDryRun(t *testing.T) {
 	f := newFixture(t, Config{}, nil)
 	for _, text := range []string{"unlock the door", "hang", "down"} {
 		bl, err := f.gate.Check(context.Background(), utterance(text), "", client)
-		if err != nil || bl != nil {
+		if err != nil || bl.Intents != nil || bl.Skills != nil {
 			t.Errorf("Check(%q) = %v, %v; want nil, nil", text, bl, err)
 		}
 	}
@@ -156,6 +162,8 @@ func TestCheck(t *testing.T) {
 		"date-time.openvoiceos:X": "never-matches", // literal, listed as blacklisted
 	}
 	allBlacklisted := []string{"date-time.openvoiceos:X", "home.skill:UnlockIntent"}
+	// The cases run in order on one gate, which learns the intents of the
+	// dry runs' answers: the wildcards cover more as it goes.
 	tests := []struct {
 		name        string
 		text        string
@@ -163,26 +171,30 @@ func TestCheck(t *testing.T) {
 		code        string // "" means allowed
 		intent      string // the intent named by the error
 		blacklisted []string
+		skills      []string
 		failures    uint64 // failures counted against the address
 	}{
-		{name: "unprotected intent", text: "what time is it", blacklisted: allBlacklisted},
-		{name: "no intent matches", text: "gibberish", blacklisted: allBlacklisted},
-		{name: "unprotected intent, password ignored", text: "lock the door", password: "whatever", blacklisted: allBlacklisted},
+		{name: "unprotected intent", text: "what time is it", blacklisted: allBlacklisted, skills: []string{"safe.skill"}},
+		{name: "no intent matches", text: "gibberish", blacklisted: allBlacklisted, skills: []string{"safe.skill"}},
+		{name: "unprotected intent, password ignored", text: "lock the door", password: "whatever", blacklisted: allBlacklisted, skills: []string{"safe.skill"}},
 		{name: "literal, no password", text: "unlock the door", code: api.EPASSWORDREQUIRED, intent: "home.skill:UnlockIntent"},
 		// A wrong password is refused and counts as a failed attempt of
 		// the address (towards a ban).
 		{name: "literal, wrong password", text: "unlock the door", password: "guess", code: api.EPASSWORDINVALID, intent: "home.skill:UnlockIntent", failures: 1},
 		{name: "literal, another pattern's password", text: "unlock the door", password: "safe-pw", code: api.EPASSWORDINVALID, intent: "home.skill:UnlockIntent", failures: 1},
 		{name: "literal, over-long password", text: "unlock the door", password: api.Secret(strings.Repeat("x", MaxPasswordLen+1)), code: api.EPASSWORDINVALID, intent: "home.skill:UnlockIntent", failures: 1},
-		// The right password lets it through; the other literal patterns
-		// stay blacklisted in case OVOS's real run differs.
-		{name: "literal, right password", text: "unlock the door", password: "open-sesame", blacklisted: []string{"date-time.openvoiceos:X"}},
+		// The right password lets it through; the other patterns stay
+		// blacklisted in case OVOS's real run differs.
+		{name: "literal, right password", text: "unlock the door", password: "open-sesame", blacklisted: []string{"date-time.openvoiceos:X"}, skills: []string{"safe.skill"}},
 		{name: "skill id, no password", text: "open the safe", code: api.EPASSWORDREQUIRED, intent: "safe.skill:OpenIntent"},
 		{name: "skill id, right password", text: "open the safe", password: "safe-pw", blacklisted: allBlacklisted},
 		{name: "fallback by skill id wildcard", text: "tell me a joke", code: api.EPASSWORDREQUIRED, intent: "ovos.skills.fallback.jokes.skill.request"},
-		{name: "fallback, right password", text: "tell me a joke", password: "jokes-pw", blacklisted: allBlacklisted},
+		{name: "fallback, right password", text: "tell me a joke", password: "jokes-pw", blacklisted: allBlacklisted, skills: []string{"safe.skill"}},
 		{name: "wildcard across dots", text: "padatious", password: "bad", code: api.EPASSWORDINVALID, intent: "pad.skill:what.is.intent", failures: 1},
-		{name: "wildcard, right password", text: "padatious", password: "pad-pw", blacklisted: allBlacklisted},
+		{name: "wildcard, right password", text: "padatious", password: "pad-pw", blacklisted: allBlacklisted, skills: []string{"jokes.skill", "safe.skill"}},
+		// Every wildcard now covers what the bus announced: the jokes skill
+		// whole (the pattern matches its id), the padatious intent alone.
+		{name: "wildcards expanded", text: "what time is it", blacklisted: []string{"date-time.openvoiceos:X", "home.skill:UnlockIntent", "pad.skill:what.is.intent"}, skills: []string{"jokes.skill", "safe.skill"}},
 	}
 	// One fixture for all cases: hashing the passwords is the slow part.
 	f := newFixture(t, Config{}, protect)
@@ -194,8 +206,8 @@ func TestCheck(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Check = %v, want allowed", err)
 				}
-				if fmt.Sprint(bl) != fmt.Sprint(tt.blacklisted) {
-					t.Errorf("blacklisted = %q, want %q", bl, tt.blacklisted)
+				if fmt.Sprint(bl.Intents) != fmt.Sprint(tt.blacklisted) || fmt.Sprint(bl.Skills) != fmt.Sprint(tt.skills) {
+					t.Errorf("blacklisted = %q, want intents %q, skills %q", bl, tt.blacklisted, tt.skills)
 				}
 			} else {
 				var e *api.Error
@@ -303,7 +315,7 @@ func TestDryRunFails(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		f := newFixture(t, Config{}, protect)
 		for _, text := range []string{"down", "hang"} {
-			var bl []string
+			var bl Blacklist
 			var err error
 			synctest.Test(t, func(t *testing.T) {
 				// "hang" never answers: the gate's own timeout ends it, on
@@ -311,7 +323,7 @@ func TestDryRunFails(t *testing.T) {
 				bl, err = f.gate.Check(context.Background(), utterance(text), "pw", client)
 			})
 			var e *api.Error
-			if !errors.As(err, &e) || e.Code != api.EUNAVAILABLE || e.RetryAfter <= 0 || bl != nil {
+			if !errors.As(err, &e) || e.Code != api.EUNAVAILABLE || e.RetryAfter <= 0 || bl.Intents != nil || bl.Skills != nil {
 				t.Errorf("%s: Check = %v, %v; want EUNAVAILABLE with Retry-After", text, bl, err)
 			}
 		}
@@ -322,12 +334,12 @@ func TestDryRunFails(t *testing.T) {
 	t.Run("open", func(t *testing.T) {
 		f := newFixture(t, Config{FailOpen: true}, protect)
 		for _, text := range []string{"down", "hang"} {
-			var bl []string
+			var bl Blacklist
 			var err error
 			synctest.Test(t, func(t *testing.T) {
 				bl, err = f.gate.Check(context.Background(), utterance(text), "", client)
 			})
-			if err != nil || fmt.Sprint(bl) != "[home.skill:UnlockIntent]" {
+			if err != nil || fmt.Sprint(bl.Intents) != "[home.skill:UnlockIntent]" || bl.Skills != nil {
 				t.Errorf("%s: Check = %v, %v; want allowed with the blacklist", text, bl, err)
 			}
 		}
@@ -533,3 +545,145 @@ func BenchmarkCheckNothingProtected(b *testing.B) {
 		g.Check(context.Background(), u, "", client)
 	}
 }
+
+// TestAnswerNeedsNoPassword: while a follow-up question of the session
+// waits, an utterance that would match a protected intent is taken as the
+// answer: it goes through without a password, with a blacklist that keeps
+// the protected intent from running should the question be over; when the
+// blacklist cannot name the intent, the password is required as ever.
+func TestAnswerNeedsNoPassword(t *testing.T) {
+	f := newFixture(t, Config{}, map[string]string{"jokes.*": "jokes-pw", "home.skill:UnlockIntent": "door", "*mystery*": "m"})
+	ctx := context.Background()
+	for _, text := range []string{"tell me a joke", "unlock the door", "mystery"} {
+		if _, err := f.gate.Check(ctx, utterance(text), "", client); api.ErrorCode(err) != api.EPASSWORDREQUIRED {
+			t.Fatalf("%q outside a question: %v, want password required", text, err)
+		}
+	}
+	bl, err := f.gate.Check(ctx, utterance("answer: tell me a joke"), "", client)
+	if err != nil || !slices.Contains(bl.Skills, "jokes.skill") {
+		t.Fatalf("an answer matching a protected skill: %+v, %v; want allowed with jokes.skill blacklisted", bl, err)
+	}
+	bl, err = f.gate.Check(ctx, utterance("answer: unlock the door"), "", client)
+	if err != nil || !slices.Contains(bl.Intents, "home.skill:UnlockIntent") {
+		t.Fatalf("an answer matching a protected intent: %+v, %v; want allowed with it blacklisted", bl, err)
+	}
+	// A fallback named without a skill id: no blacklist can name it.
+	if _, err := f.gate.Check(ctx, utterance("answer: mystery"), "", client); api.ErrorCode(err) != api.EPASSWORDREQUIRED {
+		t.Fatalf("an answer the blacklist cannot cover: %v, want password required", err)
+	}
+}
+
+// TestBlacklistFromRecordedWire: what a real OVOS announces on the wire
+// (the recorded transcripts) expands the wildcards: the intent message of a
+// real run and a dry run's answer naming a fallback skill.
+func TestBlacklistFromRecordedWire(t *testing.T) {
+	f := newFixture(t, Config{}, map[string]string{
+		"hello-intent.*":   "a", // a wildcard over a skill id: the whole skill
+		"*:Hello*":         "b", // a wildcard over intent types: the intent
+		"*fallback.peers*": "c",
+		"weather.skill":    "d", // a skill id, as it is
+		"timer.skill:*":    "e", // a whole skill, as it says
+	})
+	ctx := context.Background()
+	bl, err := f.gate.Check(ctx, utterance("gibberish"), "", client)
+	if err != nil || fmt.Sprint(bl.Intents) != "[]" || fmt.Sprint(bl.Skills) != "[timer.skill weather.skill]" {
+		t.Fatalf("before anything was announced: %+v, %v", bl, err)
+	}
+	// A real run of hello-intent.peers:HelloIntent, as recorded.
+	for _, fr := range recordedFrames(t, "intent-handled.jsonl") {
+		f.gate.Announce(fr)
+	}
+	bl, _ = f.gate.Check(ctx, utterance("gibberish"), "", client)
+	if fmt.Sprint(bl.Intents) != "[hello-intent.peers:HelloIntent]" || fmt.Sprint(bl.Skills) != "[hello-intent.peers timer.skill weather.skill]" {
+		t.Fatalf("after a real run: %+v", bl)
+	}
+	// A dry run answered by the real fallback skill, through a real bridge.
+	replies := recordedFrames(t, "intent-get-fallback.jsonl")
+	br, err := bridge.New(bridge.Config{}, replayBus{replies}, nopPublisher{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(t.Context(), Config{RefreshEvery: -1}, f.st, br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Check(ctx, utterance("hello there"), "", client); api.ErrorCode(err) != api.EPASSWORDREQUIRED {
+		t.Fatalf("the fallback skill is protected: %v", err)
+	}
+	bl, _ = g.Check(ctx, utterance("hello there"), "c", client)
+	if slices.Contains(bl.Skills, "hello-fallback.peers") {
+		t.Fatalf("unlocked, yet blacklisted: %+v", bl)
+	}
+	bl, _ = g.Check(ctx, utterance("gibberish"), "", client)
+	if fmt.Sprint(bl.Skills) != "[hello-fallback.peers timer.skill weather.skill]" {
+		t.Fatalf("after the dry run: %+v, want the fallback skill blacklisted", bl)
+	}
+}
+
+// recordedFrames are the received frames of a transcript in testdata.
+func recordedFrames(t *testing.T, name string) []*api.Frame {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ovos-wire", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*api.Frame
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var l struct {
+			Dir   string          `json:"dir"`
+			Frame json.RawMessage `json:"frame"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Dir != "recv" {
+			continue
+		}
+		f, err := api.ParseFrame(l.Frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// replayBus answers a dry run of "hello there" with the recorded reply, and
+// any other with no intent.
+type replayBus struct{ frames []*api.Frame }
+
+func (replayBus) Send(context.Context, api.Message) error { return nil }
+func (replayBus) Connected() bool                         { return true }
+func (r replayBus) Request(ctx context.Context, m api.Message, match func(*api.Frame) bool) (*api.Frame, error) {
+	var c struct {
+		Source string `json:"source"`
+	}
+	_ = json.Unmarshal(m.Context, &c)
+	var d struct {
+		Utterance string `json:"utterance"`
+	}
+	_ = json.Unmarshal(m.Data, &d)
+	if d.Utterance != "hello there" {
+		return api.ParseFrame([]byte(`{"type":"intent.service.intent.reply","data":{"intent":null},"context":{"destination":"` + c.Source + `"}}`))
+	}
+	for _, f := range r.frames {
+		if f.Type == api.TypeIntentReply {
+			// The recorded reply names the recorder; ours names the
+			// sender, as the assistant's swap does.
+			raw := strings.Replace(string(f.Raw), `"destination":"go-gateway"`, `"destination":"`+c.Source+`"`, 1)
+			g, err := api.ParseFrame([]byte(raw))
+			if err != nil {
+				return nil, err
+			}
+			if match(g) {
+				return g, nil
+			}
+		}
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string, api.Event) uint64 { return 0 }

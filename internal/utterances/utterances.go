@@ -28,7 +28,7 @@ type Names interface {
 // *api.Error (password-required, password-invalid, unavailable). A nil Gate
 // lets everything through.
 type Gate interface {
-	Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (blacklisted []string, err error)
+	Check(ctx context.Context, u bridge.Utterance, password api.Secret, addr netip.Addr) (bridge.Blacklist, error)
 }
 
 // Bridge is the bus bridge.
@@ -103,7 +103,7 @@ func (s *Service) send(ctx context.Context, id middleware.Identity, addr netip.A
 		if err != nil {
 			return nil, err
 		}
-		u.BlacklistedIntents = bl
+		u.BlacklistedIntents, u.BlacklistedSkills = bl.Intents, bl.Skills
 	}
 	return s.bridge.Send(ctx, u, collect)
 }
