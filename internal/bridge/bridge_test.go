@@ -45,6 +45,7 @@ func TestSendContext(t *testing.T) {
 	p, err := b.Send(context.Background(), Utterance{
 		ClientID: "kitchen", ClientName: "Kitchen speaker", SessionID: "s-1", Text: "turn on the light",
 		BlacklistedIntents: []string{"lights.skill:OffIntent"},
+		BlacklistedSkills:  []string{"alarm.skill"},
 	}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +57,12 @@ func TestSendContext(t *testing.T) {
 	c := ctxOf(t, m)
 	if len(c.Source) != 1 || c.Source[0] != "gateway:kitchen" || len(c.Destination) != 1 || c.Destination[0] != "skills" ||
 		c.ClientName != "Kitchen speaker" || c.Session.SessionID != "s-1" || c.Session.Lang != "en-us" ||
-		len(c.Session.BlacklistedIntents) != 1 || c.UtteranceID != p.ID() {
+		len(c.Session.BlacklistedIntents) != 1 || len(c.Session.BlacklistedSkills) != 1 || c.UtteranceID != p.ID() {
 		t.Errorf("context %s", m.Context)
 	}
 	// Without blacklisted intents the member is absent.
 	send(t, b, "kitchen", "s-1", "again", false)
-	if ctx := string(bus.last(t).Context); strings.Contains(ctx, "blacklisted_intents") {
+	if ctx := string(bus.last(t).Context); strings.Contains(ctx, "blacklisted_intents") || strings.Contains(ctx, "blacklisted_skills") {
 		t.Errorf("context %s has an empty blacklist", ctx)
 	}
 	// Ids are fresh and url-safe.

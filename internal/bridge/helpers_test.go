@@ -286,6 +286,7 @@ type sentContext struct {
 		SessionID          string   `json:"session_id"`
 		Lang               string   `json:"lang"`
 		BlacklistedIntents []string `json:"blacklisted_intents"`
+		BlacklistedSkills  []string `json:"blacklisted_skills"`
 	} `json:"session"`
 }
 

@@ -142,3 +142,37 @@ func TestIntentTrafficHidden(t *testing.T) {
 func sameIntent(a, b Intent) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.SkillID == b.SkillID && a.Service == b.Service
 }
+
+// TestIntentKnowsAWaitingQuestion: while a follow-up question of the
+// session waits for its answer, the dry run says so (Intent.Answer); once an
+// utterance answered it, or in another session, it does not.
+func TestIntentKnowsAWaitingQuestion(t *testing.T) {
+	b, bus, _ := newBridge(t, Config{})
+	bus.onRequest = func(m api.Message) {
+		bus.replies = []*api.Frame{frame(t, intentReply(ctxOf(t, m).UtteranceID, `{"intent":{"intent_type":"joke.skill:JokeIntent"}}`))}
+	}
+	answer := func() bool {
+		t.Helper()
+		in, err := b.Intent(context.Background(), alice)
+		if err != nil || in == nil {
+			t.Fatalf("Intent = %v, %v", in, err)
+		}
+		return in.Answer
+	}
+	if answer() {
+		t.Fatal("an answer with no question")
+	}
+	q := send(t, b, "alice", "sess-a", "ask me something", true)
+	b.Dispatch(frame(t, `{"type":"speak","data":{"utterance":"Your colour?","expect_response":true},"context":`+ctxJSON("gateway:alice", "sess-a", q.ID())+`}`))
+	if !answer() {
+		t.Fatal("the question is not seen by the dry run")
+	}
+	send(t, b, "alice", "other-session", "hello", true)
+	if !answer() {
+		t.Fatal("an utterance of another session answered the question")
+	}
+	send(t, b, "alice", "sess-a", "blue", true)
+	if answer() {
+		t.Fatal("the question is still waiting after its answer")
+	}
+}
