@@ -614,11 +614,24 @@ func (b *Bridge) link(s *session, p *Pending) {
 			continue
 		}
 		q.awaiting = false
-		if old := q.answer; old != nil && old.status == "" && old.sent {
-			b.end(old, cmp.Or(old.ownEnd, api.StatusHandled))
+		if old := q.answer; old != nil {
+			b.endAnswer(old, api.StatusHandled)
 		}
 		q.answer, p.question = p, q
 		return
+	}
+}
+
+// endAnswer ends the answer a whose part is over: with its own end signal if
+// it had one, else status. An answer still being written ends once its
+// write returns (Send), like an aborted one. b.mu held.
+func (b *Bridge) endAnswer(a *Pending, status string) {
+	switch {
+	case a.status != "":
+	case a.sent:
+		b.end(a, cmp.Or(a.ownEnd, status))
+	default:
+		a.abort = cmp.Or(a.ownEnd, status)
 	}
 }
 
@@ -706,10 +719,9 @@ func (b *Bridge) end(p *Pending, status string) {
 	if p.dry {
 		return
 	}
-	if a != nil && a.sent {
-		// The question is over, and with it its answer's part: its own end
-		// signal if it had one, else the question's.
-		defer b.end(a, cmp.Or(a.ownEnd, status))
+	if a != nil {
+		// The question is over, and with it its answer's part.
+		defer b.endAnswer(a, status)
 	}
 	bs := &b.busSt[p.bus]
 	switch status {

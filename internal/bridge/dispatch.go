@@ -247,7 +247,7 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 	if u != nil && u.status == "" {
 		ev.UtteranceID = &u.id
 		p = u
-		if a := u.answer; a != nil && a.status == "" && a.sent {
+		if a := u.answer; a != nil && a.status == "" {
 			// Spoken in a question's context after the client answered it:
 			// the reply to that answer, and named so.
 			ev.UtteranceID = &a.id
@@ -282,7 +282,8 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 		}
 	}
 	p.hear(ev)
-	if a := p.answer; a != nil && a.status == "" && a.sent {
+	if a := p.answer; a != nil && a.status == "" {
+		// (The reply may come before the answer's write returns.)
 		a.hear(ev)
 	}
 	if ev.ExpectResponse {

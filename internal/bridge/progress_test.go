@@ -178,3 +178,28 @@ func TestAnswerAskedAgain(t *testing.T) {
 		t.Fatalf("second answer: %+v", res)
 	}
 }
+
+// TestAnswerRepliedBeforeItsWriteReturns: the bus may relay the whole
+// reply to an answer before the answer's own write returns; the reply is
+// still the answer's, and the answer ends after it.
+func TestAnswerRepliedBeforeItsWriteReturns(t *testing.T) {
+	b, bus, _ := newBridge(t, Config{})
+	q := send(t, b, "a", "s", "ask me something", true)
+	qctx := ctxJSON("gateway:a", "s", q.ID())
+	b.Dispatch(frame(t, `{"type":"speak","data":{"utterance":"Your colour?","expect_response":true},"context":`+qctx+`}`))
+	bus.mu.Lock()
+	bus.onSend = func(m api.Message) error {
+		actx := ctxJSON("gateway:a", "s", ctxOf(t, m).UtteranceID)
+		b.Dispatch(frame(t, speakFrame("You said green.", qctx)))
+		b.Dispatch(frame(t, `{"type":"mycroft.skill.handler.complete","data":{},"context":`+qctx+`}`))
+		b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+qctx+`}`))
+		b.Dispatch(frame(t, `{"type":"ovos.utterance.handled","data":{},"context":`+actx+`}`))
+		return nil
+	}
+	bus.mu.Unlock()
+	a := send(t, b, "a", "s", "green", true)
+	res := a.Wait(context.Background())
+	if res.Status != api.StatusHandled || len(res.Speech) != 1 || res.Speech[0].Utterance != "You said green." {
+		t.Fatalf("answer: %+v", res)
+	}
+}
