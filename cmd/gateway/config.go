@@ -27,7 +27,7 @@ type config struct {
 	Addr              string        `env:"ADDR" envDefault:"127.0.0.1:8080" help:"address the HTTP API listens on"`
 	BusURL            string        `env:"BUS_URL" help:"messagebus of the assistant, e.g. ws://127.0.0.1:8181/core, or several assistants' buses comma-separated (each session is pinned to one); empty starts the embedded bus with its built-in skills"`
 	EmbeddedBusAddr   string        `env:"EMBEDDED_BUS_ADDR" help:"when set, the embedded bus also listens here (ws://ADDR/core) so other peers can join it; a web page (an upgrade with an Origin header) never can"`
-	EmbeddedBusSecret api.Secret    `env:"EMBEDDED_BUS_SECRET" help:"when set, a peer joining the embedded bus at EMBEDDED_BUS_ADDR must send the header Authorization: Bearer <secret> (at least 16 characters); stock OVOS peers cannot, so leave it empty for them and keep the bus on loopback"`
+	EmbeddedBusSecret api.Secret    `env:"EMBEDDED_BUS_SECRET" help:"when set, a peer joining the embedded bus at EMBEDDED_BUS_ADDR must present it in its Authorization header, as Bearer <secret> or as the password of HTTP Basic (a bus URL ws://gateway:SECRET@host/core, as another gateway sends it) (at least 16 characters); stock OVOS peers cannot, so leave it empty for them and keep the bus on loopback"`
 	EmbeddedDialect   string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
 	DataDir           string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
 	JWTSecret         api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`

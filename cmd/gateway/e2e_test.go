@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -593,6 +594,19 @@ func TestEmbeddedBusRefusesWebPages(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, b, err := c.ReadMessage(); err != nil || !strings.Contains(string(b), `"connected"`) {
 		t.Fatalf("first frame %s, %v", b, err)
+	}
+	// Another gateway's bus client, given a bus URL with the secret as its
+	// password, joins (it sends HTTP Basic).
+	host := strings.TrimSuffix(strings.TrimPrefix(m[1], "ws://"), "/core")
+	peer, err := busclient.New(busclient.Config{URL: (&url.URL{Scheme: "ws", User: url.UserPassword("gateway", secret), Host: host, Path: "/core"}).String(), Name: "other-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go peer.Run(ctx)
+	if err := peer.WaitConnected(ctx); err != nil {
+		t.Fatalf("a bus client with the secret in its URL: %v (%s)", err, peer.Status().LastError)
 	}
 	if strings.Contains(g.Logs.String(), secret) || strings.Contains(g.Stdout.String(), secret) {
 		t.Fatal("the bus secret was logged")

@@ -7,9 +7,9 @@
 // Unlike the real bus, it refuses a websocket upgrade that carries an Origin
 // header: bus peers (ovos-core, skills, other gateways) send none, so an
 // Origin means a web page, which must never join. With Config.Secret set, a
-// peer reaching it over the network must also present
-// "Authorization: Bearer <secret>"; the in-process peers (DialContext) need
-// not.
+// peer reaching it over the network must also present the secret in its
+// Authorization header (Bearer, or Basic with the secret as the password);
+// the in-process peers (DialContext) need not.
 package messagebus
 
 import (
@@ -73,7 +73,8 @@ type Config struct {
 	// nothing (not even a pong) for twice as long is disconnected.
 	PingInterval time.Duration
 	// Secret, when set, is what a peer connecting through Handler must
-	// present as "Authorization: Bearer <secret>" in its upgrade request
+	// present in its upgrade request, as "Authorization: Bearer <secret>" or
+	// HTTP Basic with the secret as the password
 	// (GATEWAY_EMBEDDED_BUS_SECRET). Stock OVOS peers cannot send a header:
 	// leave it empty for them and keep the bus on loopback.
 	Secret api.Secret
@@ -181,14 +182,23 @@ func (b *Bus) handler(checkSecret bool) http.Handler {
 	})
 }
 
-// presented reports whether r carries "Authorization: Bearer <secret>",
-// compared in constant time.
+// presented reports whether r carries the secret, compared in constant
+// time: "Authorization: Bearer <secret>", or HTTP Basic with the secret as
+// the password (any user name), which is what a bus client sends for a bus
+// URL with credentials (ws://gateway:SECRET@host/core: another gateway's
+// GATEWAY_BUS_URL).
 func (b *Bus) presented(r *http.Request) bool {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+	var tok string
+	if _, pass, ok := r.BasicAuth(); ok {
+		tok = pass
+	} else {
+		scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return false
+		}
+		tok = strings.TrimSpace(t)
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	sum := sha256.Sum256([]byte(tok))
 	return subtle.ConstantTimeCompare(sum[:], b.secret[:]) == 1
 }
 

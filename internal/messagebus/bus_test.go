@@ -3,6 +3,7 @@ package messagebus_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -282,7 +283,10 @@ func TestSecret(t *testing.T) {
 	srv := httptest.NewServer(b.Handler())
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/core"
-	for _, auth := range []string{"", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x", secret} {
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + secret, "Bearer " + secret + "x", secret, basic(secret, "wrong"), basic("gateway", secret+"x")} {
 		h := http.Header{}
 		if auth != "" {
 			h.Set("Authorization", auth)
@@ -307,6 +311,16 @@ func TestSecret(t *testing.T) {
 	defer c.Close()
 	if got := read(t, c); got != messagebus.ConnectedFrame {
 		t.Fatalf("got %s", got)
+	}
+	// Basic with the secret as the password: what a bus client sends for a
+	// URL with credentials (another gateway's GATEWAY_BUS_URL).
+	c2, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {basic("gateway", secret)}})
+	if err != nil {
+		t.Fatalf("Basic with the secret: %v", err)
+	}
+	defer c2.Close()
+	if got := read(t, c2); got != messagebus.ConnectedFrame {
+		t.Fatalf("Basic: got %s", got)
 	}
 	mem := dialRaw(t, &websocket.Dialer{NetDialContext: b.DialContext}, "ws://embedded/core")
 	if got := read(t, mem); got != messagebus.ConnectedFrame {
