@@ -766,3 +766,23 @@ func TestSlowBodiesAreCutOverHTTP2(t *testing.T) {
 		t.Fatalf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
 	}
 }
+
+// TestDeletedClientStaysDead: a client deleted and created again under the
+// same id is a new client: the old one's token and its remembered client
+// key credential (the OpenAI routes) open nothing of the new one (issue 12,
+// item 3).
+func TestDeletedClientStaysDead(t *testing.T) {
+	g := startGateway(t, nil)
+	key := g.createClient(t, "hall")
+	old := g.login(t, "hall", key)
+	// The client key credential is checked once and then remembered.
+	for range 2 {
+		wantStatus(t, g.call(t, http.MethodGet, "/v1/models", "hall:"+key, nil, nil), http.StatusOK)
+	}
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/admin/clients/hall", g.AdminToken, nil, nil), http.StatusNoContent)
+	g.createClient(t, "hall")
+
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", old.Token.Reveal(), nil, nil), http.StatusUnauthorized)
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/hall/events", old.Token.Reveal(), nil, nil), http.StatusUnauthorized)
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/models", "hall:"+key, nil, nil), http.StatusUnauthorized)
+}

@@ -148,7 +148,7 @@ func (r *Registry) Create(ctx context.Context, req api.CreateClientRequest) (api
 	if err != nil {
 		return api.ClientKeyResponse{}, err
 	}
-	c := store.Client{ID: req.ID, Name: name, Aliases: aliases, KeyHash: hash, KeyVersion: 1, CreatedAt: time.Now().UTC()}
+	c := store.Client{ID: req.ID, Name: name, Aliases: aliases, KeyHash: hash, CreatedAt: time.Now().UTC()}
 	if err := r.store.CreateClient(ctx, c); err != nil {
 		return api.ClientKeyResponse{}, err
 	}

@@ -79,7 +79,8 @@ func loadClients(ctx context.Context, q queryer) (*clientCache, error) {
 
 // CreateClient registers c. Its name and aliases go through NormalizeNames
 // (an empty name becomes the id; an alias equal to the id is dropped);
-// KeyVersion defaults to 1 and CreatedAt to now. It fails with EINVALID for a
+// KeyVersion is the store's to give (see nextKeyVersion; the field is
+// ignored) and CreatedAt defaults to now. It fails with EINVALID for a
 // bad id, name, alias or a missing key hash, and with ECONFLICT when the id or
 // an alias is already an id or alias of any client.
 func (s *Store) CreateClient(ctx context.Context, c Client) error {
@@ -94,9 +95,6 @@ func (s *Store) CreateClient(ctx context.Context, c Client) error {
 	if c.KeyHash == "" {
 		return api.Errorf(api.EINVALID, "client %s has no key hash", quote(c.ID))
 	}
-	if c.KeyVersion <= 0 {
-		c.KeyVersion = 1
-	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
@@ -104,9 +102,13 @@ func (s *Store) CreateClient(ctx context.Context, c Client) error {
 		if err := checkTaken(ctx, tx, "", append([]string{c.ID}, aliases...)); err != nil {
 			return err
 		}
+		kv, err := nextKeyVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO clients (id, name, key_hash, key_version, created_at) VALUES (?, ?, ?, ?, ?)`,
-			c.ID, name, c.KeyHash, c.KeyVersion, unixMilli(c.CreatedAt)); err != nil {
+			c.ID, name, c.KeyHash, kv, unixMilli(c.CreatedAt)); err != nil {
 			if isConstraint(err) {
 				return api.Errorf(api.ECONFLICT, "%s is already an id or alias of a client", quote(c.ID))
 			}
@@ -275,15 +277,19 @@ func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string)
 	return s.cached(id)
 }
 
-// SetKey replaces the client's key hash, increments its KeyVersion (which
+// SetKey replaces the client's key hash, gives it a new KeyVersion (which
 // invalidates every token issued with the old one) and returns the client.
 func (s *Store) SetKey(ctx context.Context, id, keyHash string) (Client, error) {
 	if keyHash == "" {
 		return Client{}, api.Errorf(api.EINVALID, "empty key hash")
 	}
 	err := s.write(ctx, true, func(tx *sql.Tx) error {
+		kv, err := nextKeyVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx,
-			`UPDATE clients SET key_hash = ?, key_version = key_version + 1 WHERE id = ?`, keyHash, id)
+			`UPDATE clients SET key_hash = ?, key_version = ? WHERE id = ?`, keyHash, kv, id)
 		if err != nil {
 			return fmt.Errorf("store: set key: %w", err)
 		}
@@ -298,6 +304,18 @@ func (s *Store) SetKey(ctx context.Context, id, keyHash string) (Client, error) 
 		return Client{}, err
 	}
 	return s.cached(id)
+}
+
+// nextKeyVersion takes the next key version from the one counter of all
+// clients, so that no two keys, of one client or of a client deleted and
+// created again under the same id, ever share a version: a token or a
+// remembered credential of an old key can never pass for the new one.
+func nextKeyVersion(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var kv int64
+	if err := tx.QueryRowContext(ctx, `UPDATE key_versions SET last = last + 1 RETURNING last`).Scan(&kv); err != nil {
+		return 0, fmt.Errorf("store: next key version: %w", err)
+	}
+	return kv, nil
 }
 
 // cached returns the client from the cache just written, without a refresh.

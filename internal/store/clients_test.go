@@ -30,7 +30,10 @@ func TestClientCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Client{ID: "kitchen", Name: "Kitchen speaker", Aliases: []string{"k", "cook"}, KeyHash: "hash-1", KeyVersion: 1, CreatedAt: created}
+	if c.KeyVersion <= 0 {
+		t.Fatalf("key version %d", c.KeyVersion)
+	}
+	want := Client{ID: "kitchen", Name: "Kitchen speaker", Aliases: []string{"k", "cook"}, KeyHash: "hash-1", KeyVersion: c.KeyVersion, CreatedAt: created}
 	if !equalClient(c, want) {
 		t.Fatalf("Client = %+v, want %+v", c, want)
 	}
@@ -185,19 +188,21 @@ func TestSetKey(t *testing.T) {
 	if err := s.CreateClient(ctx, Client{ID: "dev", KeyHash: "old"}); err != nil {
 		t.Fatal(err)
 	}
+	old, _ := s.Client(ctx, "dev")
 	c, err := s.SetKey(ctx, "dev", "new")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KeyHash != "new" || c.KeyVersion != 2 {
-		t.Fatalf("SetKey = %+v, want hash new, version 2", c)
+	if c.KeyHash != "new" || c.KeyVersion <= old.KeyVersion {
+		t.Fatalf("SetKey = %+v, want hash new, a version above %d", c, old.KeyVersion)
 	}
+	v2 := c.KeyVersion
 	c, _ = s.SetKey(ctx, "dev", "newer")
-	if c.KeyVersion != 3 {
-		t.Fatalf("second SetKey version = %d, want 3", c.KeyVersion)
+	if c.KeyVersion <= v2 {
+		t.Fatalf("second SetKey version = %d, want above %d", c.KeyVersion, v2)
 	}
-	if c, _ := s.Client(ctx, "dev"); c.KeyVersion != 3 || c.KeyHash != "newer" {
-		t.Fatalf("cache after SetKey: %+v", c)
+	if got, _ := s.Client(ctx, "dev"); got.KeyVersion != c.KeyVersion || got.KeyHash != "newer" {
+		t.Fatalf("cache after SetKey: %+v", got)
 	}
 	_, err = s.SetKey(ctx, "ghost", "h")
 	wantCode(t, err, api.ENOTFOUND)
@@ -328,5 +333,40 @@ func TestResolveSeesAClientAddedElsewhereAtOnce(t *testing.T) {
 	c, err := server.ResolveClient(ctx, "porch")
 	if err != nil || c.ID != "porch" {
 		t.Fatalf("ResolveClient = %+v, %v", c, err)
+	}
+}
+
+// TestKeyVersionsNeverRepeat: a client deleted and created again under the
+// same id, from either process, never gets a key version that one of its
+// earlier keys had, so a token naming an old version cannot pass for the
+// new client (issue 12, item 3).
+func TestKeyVersionsNeverRepeat(t *testing.T) {
+	ctx := context.Background()
+	s, path := newStore(t)
+	other := open(t, path)
+	seen := map[int64]bool{}
+	record := func(c Client) {
+		t.Helper()
+		if seen[c.KeyVersion] {
+			t.Fatalf("key version %d given twice", c.KeyVersion)
+		}
+		seen[c.KeyVersion] = true
+	}
+	for i, st := range []*Store{s, other, s} {
+		if err := st.CreateClient(ctx, Client{ID: "hall", KeyHash: "h"}); err != nil {
+			t.Fatal(i, err)
+		}
+		c, err := st.Client(ctx, "hall")
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(c)
+		if c, err = st.SetKey(ctx, "hall", "h2"); err != nil {
+			t.Fatal(err)
+		}
+		record(c)
+		if err := st.DeleteClient(ctx, "hall"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -181,6 +181,19 @@ func migrations() []string {
 			jti   TEXT PRIMARY KEY,
 			until INTEGER NOT NULL
 		) STRICT;`,
+		// One counter for every key version ever given, to any client: a
+		// token names its key version, so a version must never come back,
+		// not even for a new client with a deleted one's id. It starts above
+		// every version given so far and above the versions the per-client
+		// counting could have given to clients deleted before this step
+		// (their tokens live at most a token lifetime; a version is far
+		// below the current time in milliseconds).
+		`CREATE TABLE key_versions (
+			last INTEGER NOT NULL
+		) STRICT;
+		INSERT INTO key_versions (last) SELECT max(
+			coalesce((SELECT max(key_version) FROM clients), 0),
+			CAST(strftime('%s', 'now') AS INTEGER) * 1000);`,
 	}
 }
 
