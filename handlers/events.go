@@ -81,7 +81,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sub := s.deps.Streams.Subscribe(clientID, id.SessionID, lastEventID)
+	// The stream is tied to the key its session was made with, so that
+	// the key's rotation ends it, however it is noticed; the admin's is
+	// tied to none.
+	key := id.KeyVersion
+	if id.Admin {
+		key = 0
+	}
+	sub := s.deps.Streams.SubscribeKey(clientID, id.SessionID, lastEventID, key)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -56,7 +56,7 @@ type Utterances interface {
 
 // Streams hands out subscriptions to clients' event streams.
 type Streams interface {
-	Subscribe(clientID, sessionID, lastEventID string) *hub.Subscription
+	SubscribeKey(clientID, sessionID, lastEventID string, keyVersion int64) *hub.Subscription
 }
 
 // Readiness says whether the gateway can serve utterances (at least one of

@@ -220,3 +220,30 @@ func TestVersion(t *testing.T) {
 		t.Errorf("%s = %v, want 1", sample, v)
 	}
 }
+
+// TestCommandsEndStreams: rotating a key or removing a client with the
+// command line, beside a running server, ends the streams opened with the
+// old sessions, as the admin API does (issue 12, item 2).
+func TestCommandsEndStreams(t *testing.T) {
+	g := startGateway(t, nil)
+	key, err := runCLI(t, g.DataDir, "", "clients", "add", "cellar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := g.login(t, "cellar", strings.TrimSpace(key))
+	st := g.openStream(t, "cellar", bearer(s.Token.Reveal()))
+	st.next(t, "ready")
+	newKey, err := runCLI(t, g.DataDir, "", "clients", "rotate-key", "cellar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.waitClosed(t)
+
+	s2 := g.login(t, "cellar", strings.TrimSpace(newKey))
+	st2 := g.openStream(t, "cellar", bearer(s2.Token.Reveal()))
+	st2.next(t, "ready")
+	if _, err := runCLI(t, g.DataDir, "", "clients", "remove", "cellar"); err != nil {
+		t.Fatal(err)
+	}
+	st2.waitClosed(t)
+}

@@ -31,6 +31,10 @@ type Store interface {
 type Streams interface {
 	Kick(clientID, sessionID string, reason error)
 	Forget(clientID string)
+	// KickStale ends the client's streams opened with another key version
+	// than keyVersion; Watched lists the clients with open streams.
+	KickStale(clientID string, keyVersion int64)
+	Watched() []string
 }
 
 // Bridge forgets a deleted client's pending bus state.
@@ -205,10 +209,13 @@ func (r *Registry) RotateKey(ctx context.Context, id string) (api.ClientKeyRespo
 	return keyResponse(c, key), nil
 }
 
-// Sync compares the clients in the store with those seen at the last call and
-// ends the streams of clients deleted or re-keyed meanwhile, by the command
-// line in another process. The first call only records. Call it from one
-// goroutine (store.Watch's callback).
+// Sync brings what the server holds in step with the clients in the store,
+// after a change by another process (the command line): every open stream
+// whose client is gone ends, and so does every stream opened with a key
+// that is no longer its client's, however many changes happened since the
+// last call (a client created, re-keyed and re-keyed again in between). It
+// also forgets what the bus bridge kept for clients deleted since the last
+// call. Call it from one goroutine (store.Watch's callback).
 func (r *Registry) Sync(ctx context.Context) error {
 	cs, err := r.store.Clients(ctx)
 	if err != nil {
@@ -218,14 +225,23 @@ func (r *Registry) Sync(ctx context.Context) error {
 	for _, c := range cs {
 		now[c.ID] = c.KeyVersion
 	}
-	if r.known != nil {
-		for id, v := range r.known {
-			nv, ok := now[id]
+	for id := range r.known {
+		if _, ok := now[id]; !ok {
+			r.forget(id)
+		}
+	}
+	if r.streams != nil {
+		for _, id := range r.streams.Watched() {
+			// Looked up again, not taken from cs: a stream opened with a
+			// key given since must not be taken for a stale one.
+			c, err := r.store.Client(ctx, id)
 			switch {
-			case !ok:
+			case err == nil:
+				r.streams.KickStale(id, c.KeyVersion)
+			case api.ErrorCode(err) == api.ENOTFOUND:
 				r.forget(id)
-			case nv != v && r.streams != nil:
-				r.streams.Kick(id, "", hub.ErrKicked)
+			default:
+				return err
 			}
 		}
 	}

@@ -244,9 +244,17 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 // An empty lastEventID means no replay and no gap. After Close, the
 // subscription returned has already ended with ErrShutdown.
 func (h *Hub) Subscribe(clientID, sessionID, lastEventID string) *Subscription {
+	return h.SubscribeKey(clientID, sessionID, lastEventID, 0)
+}
+
+// SubscribeKey is Subscribe for a stream opened with a session of the
+// client's key version keyVersion (0: a stream not tied to a key, the
+// admin's), which KickStale ends once the client's key is another.
+func (h *Hub) SubscribeKey(clientID, sessionID, lastEventID string, keyVersion int64) *Subscription {
 	s := &Subscription{
 		id:      newConnectionID(),
 		session: sessionID,
+		key:     keyVersion,
 		ch:      make(chan []byte, h.buffer),
 		done:    make(chan struct{}),
 		idx:     -1,
@@ -305,6 +313,52 @@ func (h *Hub) Kick(clientID, sessionID string, reason error) {
 	n := t.kick(sessionID, reason)
 	t.mu.Unlock()
 	h.subscribers.Add(-int64(n))
+}
+
+// KickStale ends, with ErrKicked, the client's live subscriptions opened
+// with a key version other than keyVersion (those not tied to a key stay):
+// the key was rotated by another process, which the caller noticed in the
+// store.
+func (h *Hub) KickStale(clientID string, keyVersion int64) {
+	t := h.lookup(clientID)
+	if t == nil {
+		return
+	}
+	n := 0
+	t.mu.Lock()
+	for i := 0; i < len(t.subs); {
+		s := t.subs[i]
+		if s.key == 0 || s.key == keyVersion {
+			i++
+			continue
+		}
+		t.remove(s)
+		s.end(ErrKicked)
+		n++
+	}
+	if len(t.subs) == 0 {
+		t.subs = nil
+	}
+	t.mu.Unlock()
+	h.subscribers.Add(-int64(n))
+}
+
+// Watched returns the ids of the clients that have live subscriptions now.
+func (h *Hub) Watched() []string {
+	var ids []string
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for id, t := range sh.topics {
+			t.mu.Lock()
+			if len(t.subs) > 0 {
+				ids = append(ids, id)
+			}
+			t.mu.Unlock()
+		}
+		sh.mu.RUnlock()
+	}
+	return ids
 }
 
 // Forget ends all the client's subscriptions with ErrClientDeleted and drops

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -765,4 +766,37 @@ func FuzzSubscribeLastEventID(f *testing.F) {
 			t.Fatalf("%q: ResumeID %d with %d replayed", last, s.ResumeID(), len(ids))
 		}
 	})
+}
+
+// TestKickStale: only the streams opened with another key version than the
+// client's end; those of the current key and those tied to no key (the
+// admin's) stay, and Watched names the clients with live streams.
+func TestKickStale(t *testing.T) {
+	h := newTestHub(t, Config{})
+	old := h.SubscribeKey("kitchen", "a", "", 7)
+	cur := h.SubscribeKey("kitchen", "b", "", 9)
+	admin := h.SubscribeKey("kitchen", "", "", 0)
+	other := h.SubscribeKey("bedroom", "c", "", 7)
+	if got := h.Watched(); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"bedroom", "kitchen"}) {
+		t.Fatalf("Watched = %v", got)
+	}
+	h.KickStale("kitchen", 9)
+	if !isDone(old) || !errors.Is(old.Err(), ErrKicked) {
+		t.Errorf("the stale stream: done %v err %v", isDone(old), old.Err())
+	}
+	for name, s := range map[string]*Subscription{"current": cur, "admin": admin, "another client's": other} {
+		if isDone(s) {
+			t.Errorf("the %s stream ended: %v", name, s.Err())
+		}
+	}
+	if got := h.Stats().Subscribers; got != 3 {
+		t.Errorf("Subscribers %d, want 3", got)
+	}
+	h.KickStale("nobody", 1)
+	cur.Close()
+	admin.Close()
+	other.Close()
+	if got := h.Watched(); len(got) != 0 {
+		t.Errorf("Watched after every stream closed = %v", got)
+	}
 }
