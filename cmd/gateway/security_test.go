@@ -356,8 +356,13 @@ func TestForgedTokensWithTheRightSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key version the real token carries.
+	var real jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(s.Token.Reveal(), &real); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
-	base := jwt.MapClaims{"iss": "ovos-gateway", "aud": "ovos-gateway", "sub": "vault", "sid": s.SessionID, "jti": "forged-jti-000000000000", "kv": 1, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	base := jwt.MapClaims{"iss": "ovos-gateway", "aud": "ovos-gateway", "sub": "vault", "sid": s.SessionID, "jti": "forged-jti-000000000000", "kv": real["kv"], "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	with := func(k string, v any) jwt.MapClaims {
 		c := jwt.MapClaims{}
 		for kk, vv := range base {
