@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -412,5 +416,147 @@ func TestBusCommandRefusesBadFlags(t *testing.T) {
 		if err := run(context.Background(), args, nil, strings.NewReader(""), io.Discard, io.Discard); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// startBusBinary runs the built gateway binary as `gateway bus` in its own
+// process, so that the test can stop or kill it.
+func startBusBinary(t *testing.T) (url string, proc *os.Process) {
+	t.Helper()
+	cmd := exec.Command(gatewaytest.Binary(t), "bus", "--addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := &gatewaytest.Buffer{}
+	go func() { _, _ = io.Copy(out, stdout) }()
+	waitFor(t, func() bool { return busLine.MatchString(out.String()) })
+	return busLine.FindStringSubmatch(out.String())[1], cmd.Process
+}
+
+// doneOf waits for the done event of utterance id on st and returns its
+// status. A stopped bus is noticed by the link's pings within seconds; the
+// bound only keeps a broken gateway from hanging the test.
+func doneOf(t *testing.T, st *stream, id string) string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case ev := <-st.events:
+			if ev.Name != api.EventDone {
+				continue
+			}
+			if d := decode[api.DoneEvent](t, ev.Data); d.UtteranceID == id {
+				return d.Status
+			}
+		case <-deadline:
+			t.Fatalf("no done event for %s", id)
+		}
+	}
+}
+
+// Three `gateway bus` processes: one is stopped (SIGSTOP) and another killed
+// (SIGKILL) while a session of each has a question pending. Each of those
+// utterances ends with error, the session's next utterance is answered by
+// the next bus of its order that is up, a session on the third bus is not
+// disturbed, and readiness follows until no bus is left.
+func TestBusProcessesStoppedAndKilled(t *testing.T) {
+	var urls []string
+	var procs []*os.Process
+	var ws []*busWatcher
+	for range 3 {
+		u, p := startBusBinary(t)
+		urls, procs, ws = append(urls, u), append(procs, p), append(ws, watchBus(t, u))
+	}
+	t.Cleanup(func() {
+		_ = procs[0].Signal(syscall.SIGCONT)
+		_ = procs[1].Signal(syscall.SIGCONT)
+		_ = procs[2].Signal(syscall.SIGCONT)
+	})
+	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ","), "LOGIN_RATE": "1000"})
+	keys := make([]string, len(urls))
+	for i, u := range urls {
+		keys[i], _ = buses.Key(u)
+	}
+	// One session first on each bus.
+	key := g.createClient(t, "hall")
+	byBus := make([]api.SessionResponse, 3)
+	for n := 0; n < 3; {
+		s := g.login(t, "hall", key)
+		if first := buses.Order(keys, s.SessionID)[0]; byBus[first].SessionID == "" {
+			byBus[first] = s
+			n++
+		}
+	}
+	st := g.openStream(t, "hall", bearer(byBus[0].Token.Reveal()))
+	upAfter := func(sid string, down ...int) int {
+		for _, pos := range buses.Order(keys, sid) {
+			if !slices.Contains(down, pos) {
+				return pos
+			}
+		}
+		return -1
+	}
+
+	for _, tc := range []struct {
+		name   string
+		pos    int
+		signal syscall.Signal
+		down   []int
+	}{
+		{"stopped", 0, syscall.SIGSTOP, []int{0}},
+		{"killed", 1, syscall.SIGKILL, []int{0, 1}},
+	} {
+		s := byBus[tc.pos]
+		q := sayWait(t, g, s.Token.Reveal(), "ask me something")
+		if q.Status != api.StatusAwaitingResponse {
+			t.Fatalf("%s: question %+v", tc.name, q)
+		}
+		if got := busOf(t, ws, s.SessionID, "ask me something"); got != tc.pos {
+			t.Fatalf("%s: the question went to bus %d", tc.name, got+1)
+		}
+		if err := procs[tc.pos].Signal(tc.signal); err != nil {
+			t.Fatal(err)
+		}
+		if status := doneOf(t, st, q.ID); status != api.StatusError {
+			t.Fatalf("%s: the utterance on the bus ended %q, want error", tc.name, status)
+		}
+		waitBusState(t, g, tc.pos, api.BusDown)
+		if code, _ := g.readiness(t); code != http.StatusOK {
+			t.Fatalf("%s: readyz %d while a bus is up", tc.name, code)
+		}
+		r := sayWait(t, g, s.Token.Reveal(), "hello")
+		if r.Status != api.StatusHandled {
+			t.Fatalf("%s: the next utterance %+v", tc.name, r)
+		}
+		if got, want := busOf(t, ws, s.SessionID, "hello"), upAfter(s.SessionID, tc.down...); got != want {
+			t.Fatalf("%s: the next utterance went to bus %d, want %d", tc.name, got+1, want+1)
+		}
+		if v := scrape(t, g, `gateway_bus_utterances_total{bus="`+buses.Label(tc.pos)+`",status="error"}`); v != 1 {
+			t.Fatalf("%s: errors on the bus: %v", tc.name, v)
+		}
+	}
+	// The third bus's session never noticed.
+	third := byBus[2]
+	if r := sayWait(t, g, third.Token.Reveal(), "tell me a joke"); r.Status != api.StatusHandled {
+		t.Fatalf("the third bus's session: %+v", r)
+	}
+	if got := busOf(t, ws, third.SessionID, "tell me a joke"); got != 2 {
+		t.Fatalf("the third bus's session moved to bus %d", got+1)
+	}
+	if v := scrape(t, g, `gateway_bus_utterances_total{bus="3",status="error"}`); v != 0 {
+		t.Fatalf("errors on the third bus: %v", v)
+	}
+	if err := procs[2].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitBusState(t, g, 2, api.BusDown)
+	if code, states := g.readiness(t); code != http.StatusServiceUnavailable || len(states) != 3 {
+		t.Fatalf("readyz %d %+v with no bus left", code, states)
 	}
 }
