@@ -168,6 +168,15 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, opening []b
 		case <-r.Context().Done():
 			return
 		case <-s.closing:
+			// What was published before (the done events of the utterances
+			// ended at shutdown) goes out before the hint to reconnect.
+			select {
+			case f := <-sub.Events():
+				if err := s.writeBatch(rc, w, f, sub.Events()); err != nil {
+					return
+				}
+			default:
+			}
 			_ = s.write(rc, w, s.shutdownHint())
 			return
 		case <-expiry:
@@ -310,6 +319,15 @@ func (st *hijackedStream) run() {
 		case <-gone:
 			return
 		case <-s.closing:
+			// What was published before (the done events of the utterances
+			// ended at shutdown) goes out before the hint to reconnect.
+			select {
+			case f := <-st.sub.Events():
+				if st.writeBatch(f) != nil {
+					return
+				}
+			default:
+			}
 			st.end(s.shutdownHint())
 			return
 		case <-expiry:

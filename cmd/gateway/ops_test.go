@@ -277,10 +277,27 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond) // the waits are in flight
+	// One utterance surely pending on each stream (202 before the signal).
+	pending := make([]string, streams)
+	for i := range streams {
+		pending[i] = say(t, g, tokens[i], "hello").ID
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range opened {
+	for i, st := range opened {
+		// Issue 17, item 2: the pending utterance's end reaches the stream
+		// before the stream is told to reconnect.
+		for {
+			d := decode[api.DoneEvent](t, st.next(t, api.EventDone).Data)
+			if d.UtteranceID != pending[i] {
+				continue // a waiter's utterance
+			}
+			if d.Status != api.StatusError {
+				t.Errorf("stream %d: done %+v, want error", i, d)
+			}
+			break
+		}
 		select {
 		case r := <-st.retry:
 			if ms, err := strconv.Atoi(r); err != nil || ms < 2000 {
@@ -407,5 +424,20 @@ func TestHeadAndAllow(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a made-up method on no route: %d, want 404", resp.StatusCode)
+	}
+}
+
+// The log ends with a line saying the gateway stopped, and JSON logs write
+// durations as text, not nanoseconds (issue 17, item 11).
+func TestLogsEndWithStopped(t *testing.T) {
+	g := startGateway(t, map[string]string{"LOG_FORMAT": "json"})
+	wantStatus(t, g.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
+	g.Stop(t)
+	lines := strings.Split(strings.TrimSpace(g.Logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"gateway stopped"`) {
+		t.Errorf("last log line %s", last)
+	}
+	if !regexp.MustCompile(`"duration":"[0-9.]+[µnm]?s"`).MatchString(g.Logs.String()) {
+		t.Errorf("no duration written as text in the access log:\n%s", g.Logs.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ovosgw/gateway/internal/buildinfo"
+	"github.com/ovosgw/gateway/internal/logs"
 	"github.com/ovosgw/gateway/internal/settings"
 )
 
@@ -66,7 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, log, stdout)
+		err = serve(ctx, cfg, log, stdout)
+		if err == nil {
+			// The last line: everything closed in order, the store too.
+			log.Info("gateway stopped")
+		}
+		return err
 	case "bus":
 		return runBus(ctx, args, stdout, stderr)
 	case "clients", "blacklist", "intents":
@@ -124,7 +130,7 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: logs.Durations})), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

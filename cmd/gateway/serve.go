@@ -45,8 +45,9 @@ const maxHeaderBytes = 16 << 10
 const embeddedBusURL = "ws://embedded/core"
 
 // serve builds every component, serves until ctx ends, then shuts down in
-// order: streams told to end, HTTP server drained, hub closed, bus link
-// closed, embedded assistant stopped, store closed.
+// order: pending utterances ended (their done events published), streams
+// told to end, HTTP server drained, hub closed, bus link closed, embedded
+// assistant stopped, store closed.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	st, err := openStore(ctx, cfg.DataDir)
 	if err != nil {
@@ -303,6 +304,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("shutting down")
+	// Pending utterances end first (status error), so that their done
+	// events are on the streams before the streams are told to reconnect.
+	br.Close()
 	httpAPI.Close()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()

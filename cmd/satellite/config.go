@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/logs"
 	"github.com/ovosgw/gateway/internal/settings"
 )
 
@@ -179,7 +180,7 @@ func newLogger(cfg config, def slog.Level, stderr io.Writer) (*slog.Logger, erro
 	case "text", "":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: logs.Durations})), nil
 	}
 	return nil, fmt.Errorf("configuration: log format %q: want text or json", cfg.LogFormat)
 }

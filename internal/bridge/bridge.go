@@ -821,15 +821,23 @@ func (b *Bridge) ForgetClient(clientID string) {
 	delete(b.clients, clientID)
 }
 
-// Run waits for ctx to end, then closes the bridge: Send refuses, and every
-// pending utterance ends with status "error" (no timer is left behind).
+// Run waits for ctx to end, then closes the bridge (Close).
 func (b *Bridge) Run(ctx context.Context) error {
 	<-ctx.Done()
+	b.Close()
+	return nil
+}
+
+// Close closes the bridge: Send refuses, and every pending utterance ends
+// with status "error" (its done event published, no timer left behind). A
+// shutdown calls it before the streams are told to reconnect, so that their
+// clients hear how their utterances ended. Calling it again does nothing
+// more.
+func (b *Bridge) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
 	b.abortAll(b.utts)
-	return nil
 }
 
 // BusStats returns the counters of the bus at position pos.
