@@ -276,7 +276,8 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 			results <- resp.StatusCode
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // the waits are in flight
+	// The waits are in flight: their utterances are pending.
+	waitFor(t, func() bool { return scrape(t, g, "gateway_utterances_pending") >= waiters })
 	// One utterance surely pending on each stream (202 before the signal).
 	pending := make([]string, streams)
 	for i := range streams {
