@@ -270,8 +270,9 @@ type Utterance struct {
 	Lang       string
 	// BlacklistedIntents go into context.session.blacklisted_intents and
 	// BlacklistedSkills into blacklisted_skills when not empty, so that
-	// OVOS skips those intents and skills (protected intents), in the
-	// real run and in the dry run alike.
+	// OVOS skips those intents and skills (protected intents). The intent
+	// gate leaves them empty for its dry run, which must see a protected
+	// intent to ask for its password.
 	BlacklistedIntents []string
 	BlacklistedSkills  []string
 }

@@ -23,8 +23,8 @@ type Names interface {
 	Profile(ctx context.Context, id string) (api.ClientProfile, error)
 }
 
-// Gate decides whether an utterance may reach the bus: it returns the
-// intent patterns to list in the session's blacklisted_intents, or an
+// Gate decides whether an utterance may reach the bus: it returns what to
+// list in the session's blacklisted_intents and blacklisted_skills, or an
 // *api.Error (password-required, password-invalid, unavailable). A nil Gate
 // lets everything through.
 type Gate interface {
