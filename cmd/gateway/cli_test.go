@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	debugbuildinfo "debug/buildinfo"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,9 +11,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/buildinfo"
+	"github.com/ovosgw/gateway/internal/dirlock"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 )
 
@@ -246,4 +249,28 @@ func TestCommandsEndStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	st2.waitClosed(t)
+}
+
+// TestOneServerPerDataDir: a second server on the data dir of a running one
+// is refused with a clear error, while the commands keep working beside it;
+// once the first stops, a server starts there again (issue 12, item 7).
+func TestOneServerPerDataDir(t *testing.T) {
+	g := startGateway(t, nil)
+	var out, errOut gatewaytest.Buffer
+	env := map[string]string{"GATEWAY_DATA_DIR": g.DataDir, "GATEWAY_ADDR": "127.0.0.1:0"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := run(ctx, nil, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+	if !errors.Is(err, dirlock.ErrLocked) || !strings.Contains(err.Error(), g.DataDir) {
+		t.Fatalf("a second server: %v, want ErrLocked naming the data dir", err)
+	}
+	if strings.Contains(out.String(), "listening") {
+		t.Fatalf("the second server listened: %s", out.String())
+	}
+	if _, err := runCLI(t, g.DataDir, "", "clients", "add", "beside"); err != nil {
+		t.Fatalf("a command beside the server: %v", err)
+	}
+	g.Stop(t)
+	g2 := startGateway(t, map[string]string{"DATA_DIR": g.DataDir})
+	wantStatus(t, g2.call(t, http.MethodGet, "/healthz", "", nil, nil), http.StatusOK)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/buses"
 	"github.com/ovosgw/gateway/internal/clients"
+	"github.com/ovosgw/gateway/internal/dirlock"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/metrics"
@@ -49,6 +50,16 @@ const embeddedBusURL = "ws://embedded/core"
 // told to end, HTTP server drained, hub closed, bus link closed, embedded
 // assistant stopped, store closed.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	// One server per data dir: a second one would keep its own streams and
+	// sessions that the first one's logouts never reach.
+	lock, err := dirlock.Acquire(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	st, err := openStore(ctx, cfg.DataDir)
 	if err != nil {
 		return err
