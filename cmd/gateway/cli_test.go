@@ -22,10 +22,66 @@ import (
 // runCLI runs one command on dataDir and returns its standard output.
 func runCLI(t *testing.T, dataDir, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := runCLIStderr(t, dataDir, stdin, args...)
+	return out, err
+}
+
+// runCLIStderr is runCLI that returns standard error too.
+func runCLIStderr(t *testing.T, dataDir, stdin string, args ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut gatewaytest.Buffer
 	env := map[string]string{"GATEWAY_DATA_DIR": dataDir}
 	err := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
-	return out.String(), err
+	return out.String(), errOut.String(), err
+}
+
+// newDataDir returns a data dir as the server's first start leaves it
+// (its database made), for commands run without a server.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := openStore(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCommandsNeedTheServersDataDir: a command says which data dir it
+// uses, and refuses one the server never made instead of making it (issue
+// 12, item 26): run from another folder, it would otherwise print a key
+// that the running server never accepts.
+func TestCommandsNeedTheServersDataDir(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "data")
+	empty := t.TempDir()
+	for name, dir := range map[string]string{"missing": missing, "empty": empty} {
+		out, errOut, err := runCLIStderr(t, dir, "", "clients", "add", "kitchen")
+		if err == nil || out != "" || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "GATEWAY_DATA_DIR") {
+			t.Errorf("%s data dir: out %q, err %v; want a refusal naming it", name, out, err)
+		}
+		if !strings.Contains(errOut, "data dir: "+dir) {
+			t.Errorf("%s data dir: stderr %q does not name it", name, errOut)
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing data dir was made: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("files were made in the empty dir: %v", entries)
+	}
+
+	// Beside the server, on its data dir given relative to the working
+	// directory: the absolute path is named.
+	g := startGateway(t, nil)
+	t.Chdir(filepath.Dir(g.DataDir))
+	out, errOut, err := runCLIStderr(t, filepath.Base(g.DataDir), "", "clients", "add", "kitchen")
+	if err != nil || !strings.HasPrefix(out, "gwk_") || !strings.Contains(errOut, "data dir: "+g.DataDir+"\n") {
+		t.Fatalf("on the server's data dir: out %q, stderr %q, err %v", out, errOut, err)
+	}
+	g.login(t, "kitchen", strings.TrimSpace(out))
 }
 
 // TestCommandsWorkBesideTheServer: a client added on the command line logs
@@ -69,7 +125,7 @@ func TestCommandsWorkBesideTheServer(t *testing.T) {
 }
 
 func TestBlacklistAndIntentCommands(t *testing.T) {
-	dir := t.TempDir()
+	dir := newDataDir(t)
 	if _, err := runCLI(t, dir, "", "blacklist", "add", "203.0.113.7", "--ttl", "1h", "--reason", "scanner"); err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DataDir)
+	st, err := openExistingStore(ctx, cfg.DataDir, stderr)
 	if err != nil {
 		return err
 	}

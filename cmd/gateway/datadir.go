@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,13 +25,30 @@ const (
 	adminTokenFile = "admin-token.sha256"
 )
 
-// openStore creates the data dir owner-only if it is missing and opens the
-// client store in it: the server and the commands share it.
+// openStore opens the client store in the data dir (which the server
+// creates owner-only beforehand): the server and the commands share it.
 func openStore(ctx context.Context, dir string) (*store.Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return store.Open(ctx, filepath.Join(dir, dbFile))
+}
+
+// openExistingStore is openStore for the commands: it says on stderr which
+// data dir it uses, and refuses one that holds no gateway database instead
+// of making it, so that a command run from another folder (whose ./data
+// is not the server's) fails rather than edit a data dir no server reads.
+func openExistingStore(ctx context.Context, dir string, stderr io.Writer) (*store.Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return store.Open(ctx, filepath.Join(dir, dbFile))
+	fmt.Fprintf(stderr, "data dir: %s\n", abs)
+	if _, err := os.Stat(filepath.Join(abs, dbFile)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s holds no gateway data (no %s); the server makes it at its first start: "+
+				"run the command with the server's --data-dir (GATEWAY_DATA_DIR)", abs, dbFile)
+		}
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return openStore(ctx, abs)
 }
 
 // jwtSecret returns the configured secret, or the one kept in the data dir,
