@@ -165,3 +165,14 @@ func TestProcParsing(t *testing.T) {
 		t.Fatalf("cpu percent %v", got)
 	}
 }
+
+// TestTableNamesSampledRSS: the table says the run's RSS is the largest of
+// samples, not a peak it never measured (issue 17, item 11).
+func TestTableNamesSampledRSS(t *testing.T) {
+	r := &report{Run: &runReport{}, Server: serverReport{RSSPeakRunBytes: 3 << 20, RSSEndRunBytes: 2 << 20}}
+	var b bytes.Buffer
+	r.writeTable(&b)
+	if !strings.Contains(b.String(), "RSS sampled every 250ms: largest 3.0 MiB, at the end 2.0 MiB") || strings.Contains(b.String(), "RSS peak") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

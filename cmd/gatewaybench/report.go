@@ -177,7 +177,9 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "server idle CPU\t%.2f%% of a core over %.0f s with the streams open\n", sv.IdleCPUPercent, sv.IdleS)
 	}
 	if run := r.Run; run != nil {
-		fmt.Fprintf(tw, "server run\t%.0f%% of a core; RSS peak %s, at the end %s\n", sv.RunCPUPercent, mib(sv.RSSPeakRunBytes), mib(sv.RSSEndRunBytes))
+		// The RSS is sampled: the largest sample, not the true peak
+		// (a burst between two samples is missed).
+		fmt.Fprintf(tw, "server run\t%.0f%% of a core; RSS sampled every %v: largest %s, at the end %s\n", sv.RunCPUPercent, samplePeriod, mib(sv.RSSPeakRunBytes), mib(sv.RSSEndRunBytes))
 		fmt.Fprintf(tw, "throughput\t%d accepted, %d done: %.0f/s", run.Accepted, run.Completed, run.PerSecond)
 		if run.TargetRate > 0 {
 			fmt.Fprintf(tw, " (target %.0f/s, %d sends late)", run.TargetRate, run.LateSends)
