@@ -852,3 +852,38 @@ func TestNoInlineCode(t *testing.T) {
 		t.Errorf("checked %d files, want the page, its scripts, its stylesheet and its icon", checked)
 	}
 }
+
+// TestConsoleFollowsNewMessages: with the reader at the bottom, the
+// conversation follows the newest message and its status line, a dozen
+// messages on (issue 17, item 4: it stopped after about four, as status
+// lines grew below the check); a reader who scrolled up is left there.
+func TestConsoleFollowsNewMessages(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	key := g.CreateClient(t, "erin")
+	b := newBrowser(t, t.ArtifactDir())
+	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
+	b.do("sign in",
+		chromedp.Navigate(g.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("login-client")),
+		chromedp.SendKeys(chromedp.ID("login-client"), "erin"),
+		chromedp.SendKeys(chromedp.ID("login-key"), key+"\n"))
+	b.until("the link to come up", linkState("connected"))
+	const atBottom = `(c => c.scrollHeight - c.scrollTop - c.clientHeight < 2)(document.getElementById("conversation"))`
+	for i := range 12 {
+		text := fmt.Sprintf("say message number %d", i)
+		b.do("say "+text, chromedp.SendKeys(chromedp.ID("composer-input"), text+"\n"))
+		b.until(text+" answered", userStatus(text, "handled", "Answered")+" && "+assistantSaid(fmt.Sprintf("message number %d", i)))
+		// Scrolling may be smooth: wait for it to arrive.
+		b.until(fmt.Sprintf("the conversation to follow message %d", i), atBottom)
+	}
+	b.shot("desktop-13-follows-new-messages")
+
+	// Scrolled up to read: the next message does not pull the reader down.
+	b.do("scroll up", chromedp.Evaluate[chromedp.Void](`document.getElementById("conversation").scrollTop = 0`))
+	b.until("the scroll to settle", `document.getElementById("conversation").scrollTop === 0`)
+	b.do("say one more", chromedp.SendKeys(chromedp.ID("composer-input"), "say one more\n"))
+	b.until("one more answered", userStatus("say one more", "handled", "Answered"))
+	if top := eval[float64](b, `document.getElementById("conversation").scrollTop`); top != 0 {
+		t.Errorf("a reader scrolled up was moved to %v", top)
+	}
+}

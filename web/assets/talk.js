@@ -468,11 +468,26 @@ export function createTalk() {
     return c.scrollHeight - c.scrollTop - c.clientHeight < 80;
   }
 
+  // The conversation follows the newest message while the reader is at the
+  // bottom: only the reader scrolling up stops it (content growing below,
+  // a status line say, never does), and scrolling back down resumes it.
+  let following = true;
+  let lastTop = 0;
+  els.conversation.addEventListener('scroll', () => {
+    const c = els.conversation;
+    if (c.scrollTop < lastTop - 2) following = stick();
+    else if (stick()) following = true;
+    lastTop = c.scrollTop;
+  }, {passive: true});
+
+  function follow() {
+    if (following) els.conversation.scrollTop = els.conversation.scrollHeight;
+  }
+
   function place(el) {
-    const atBottom = stick();
     els.empty.hidden = true;
     els.conversation.append(el);
-    if (atBottom) els.conversation.scrollTop = els.conversation.scrollHeight;
+    follow();
   }
 
   function addUser(text) {
@@ -517,6 +532,7 @@ export function createTalk() {
     if (retry) {
       line.append(h('button', {type: 'button', class: 'link', on: {click: () => deliver(item)}}, 'Try again'));
     }
+    follow();
   }
 
   return {
