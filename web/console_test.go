@@ -887,3 +887,43 @@ func TestConsoleFollowsNewMessages(t *testing.T) {
 		t.Errorf("a reader scrolled up was moved to %v", top)
 	}
 }
+
+// TestConsoleMarksOtherSessions: speech to another session of the same
+// client (another tab, a device) shares the stream; the console marks it as
+// such and never takes it for its own answer (issue 17, item 9).
+func TestConsoleMarksOtherSessions(t *testing.T) {
+	g := gatewaytest.Start(t, nil)
+	key := g.CreateClient(t, "fern")
+	b := newBrowser(t, t.ArtifactDir())
+	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
+	b.do("sign in",
+		chromedp.Navigate(g.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("login-client")),
+		chromedp.SendKeys(chromedp.ID("login-client"), "fern"),
+		chromedp.SendKeys(chromedp.ID("login-key"), key+"\n"))
+	b.until("the link to come up", linkState("connected"))
+
+	var other struct {
+		Token string `json:"token"`
+	}
+	if st := g.Do(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "fern", "access_key": key}, &other); st != http.StatusCreated {
+		t.Fatalf("second login: %d", st)
+	}
+	if st := g.Do(t, http.MethodPost, "/v1/utterances?wait=10s", other.Token, map[string]string{"utterance": "say banana bread"}, nil); st != http.StatusOK {
+		t.Fatalf("the other session's utterance: %d", st)
+	}
+	b.do("say own", chromedp.SendKeys(chromedp.ID("composer-input"), "say apple pie\n"))
+	b.until("own answer", userStatus("say apple pie", "handled", "Answered")+" && "+assistantSaid("apple pie"))
+	marked := func(text string) bool {
+		return eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll(".msg.assistant")].some(m =>
+			m.querySelector(".bubble").textContent.includes(%s) && m.classList.contains("other") &&
+			m.querySelector(".tag.other")?.textContent === "To another session of this client")`, js(text)))
+	}
+	if !eval[bool](b, assistantSaid("banana bread")) || !marked("banana bread") {
+		t.Error("the other session's answer is not shown marked")
+	}
+	if marked("apple pie") {
+		t.Error("this session's own answer is marked as another's")
+	}
+	b.shot("desktop-14-other-session")
+}

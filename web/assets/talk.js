@@ -408,6 +408,13 @@ export function createTalk() {
 
   function onSpeak(d) {
     if (typeof d.utterance !== 'string') return;
+    // The stream is the client's, shared by its sessions: what is said to
+    // another of them (another tab, a device) is shown marked as such, and
+    // is never this session's answer or question.
+    if (d.session_id && session && d.session_id !== session.sessionId) {
+      addAssistant(d.utterance, false, true);
+      return;
+    }
     const item = d.utterance_id ? byId.get(d.utterance_id) : null;
     const tag = addAssistant(d.utterance, !!d.expect_response);
     if (!item && d.utterance_id) Object.assign(remember(d.utterance_id), {spoke: true, asked: !!d.expect_response});
@@ -502,14 +509,14 @@ export function createTalk() {
 
   // addAssistant shows what the assistant said; for a question it returns
   // the tag that says the assistant is waiting.
-  function addAssistant(text, question) {
+  function addAssistant(text, question, other = false) {
     const tag = question ? h('span', {class: 'tag question'}, 'Waiting for your answer') : null;
-    const el = h('div', {class: 'msg assistant' + (question ? ' asks' : '')},
+    const el = h('div', {class: 'msg assistant' + (question ? ' asks' : '') + (other ? ' other' : '')},
       h('div', {class: 'avatar', 'aria-hidden': 'true'}, icon('bot')),
       h('div', {class: 'body'},
         h('div', {class: 'bubble'}, h('span', {class: 'visually-hidden'}, 'Assistant: '), text),
         h('div', {class: 'meta'}, h('time', {}, clock(new Date())),
-          tag)));
+          tag, other ? h('span', {class: 'tag other'}, 'To another session of this client') : null)));
     place(el);
     return tag;
   }
