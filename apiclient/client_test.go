@@ -201,6 +201,7 @@ func TestStreamRenewsTokenBeforeExpiry(t *testing.T) {
 	seenReady := 0
 	deadline := time.Now().Add(waitFor)
 	var answered int
+	last := s1.SessionID
 	for seenReady < 2 || answered < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d reconnects and %d answers", seenReady, answered)
@@ -213,7 +214,16 @@ func TestStreamRenewsTokenBeforeExpiry(t *testing.T) {
 			return answering(api.EventDone, acc.ID)(ev)
 		})
 		answered++
-		time.Sleep(700 * time.Millisecond)
+		// The next answer after the next renewal, not after some time.
+		gatewaytest.Eventually(t, "the client to log in again", func() bool {
+			s, err := c.Session(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			renewed := s.SessionID != last
+			last = s.SessionID
+			return renewed
+		})
 	}
 	s2, err := c.Session(ctx)
 	if err != nil {

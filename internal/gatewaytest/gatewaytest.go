@@ -274,3 +274,21 @@ func ScanLines(ctx context.Context, r io.Reader, lines chan<- string) {
 	}
 	close(lines)
 }
+
+// WaitLimit bounds Eventually: long enough for a slow, loaded machine, short
+// enough that a test that can never succeed still fails rather than hangs.
+const WaitLimit = 10 * time.Second
+
+// Eventually polls cond until it holds, and fails the test (naming what it
+// waited for) when it has not after WaitLimit. It is how a test waits for
+// something another goroutine or process does, instead of sleeping.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(WaitLimit)
+	for wait := time.Millisecond; !cond(); wait = min(2*wait, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting %v for %s", WaitLimit, what)
+		}
+		time.Sleep(wait)
+	}
+}
