@@ -541,9 +541,16 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 			accepted := make(chan net.Conn, 1)
 			go func() {
 				c, err := ln.Accept()
-				if err == nil {
-					accepted <- c
+				if err != nil {
+					return
 				}
+				// Handed over once the upgrade request has come in: the
+				// client is then waiting for the answer.
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					_ = c.Close()
+					return
+				}
+				accepted <- c
 			}()
 			t.Cleanup(func() {
 				_ = ln.Close()
@@ -555,9 +562,8 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 			})
 			return busclient.Config{URL: "ws://" + ln.Addr().String() + "/core", HandshakeTimeout: forever},
 				func(*running) {
-					c := <-accepted
+					c := <-accepted // the upgrade request went out
 					accepted <- c
-					time.Sleep(10 * time.Millisecond) // let the upgrade request go out
 				}
 		}},
 		{"connected", func(t *testing.T) (busclient.Config, func(*running)) {
