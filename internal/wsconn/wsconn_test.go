@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,6 +19,7 @@ import (
 // over the read limit is the connection's error, as with ReadMessage.
 func TestReaderReadsWholeMessagesOfTheirOwn(t *testing.T) {
 	sizes := []int{0, 1, 511, 512, 513, 4096, 100 << 10, 3, 70 << 10, 10}
+	read := make(chan struct{}) // closed when the test has read all it reads
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := websocket.Upgrader{}
 		c, err := up.Upgrade(w, r, nil)
@@ -37,9 +39,13 @@ func TestReaderReadsWholeMessagesOfTheirOwn(t *testing.T) {
 		_ = c.WriteMessage(websocket.TextMessage, []byte("view one"))
 		_ = c.WriteMessage(websocket.TextMessage, []byte("two"))
 		_ = c.WriteMessage(websocket.TextMessage, make([]byte, 300<<10))
-		time.Sleep(time.Second)
+		select { // the connection stays open until the client has read
+		case <-read:
+		case <-r.Context().Done():
+		}
 	}))
 	defer srv.Close()
+	defer close(read)
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -88,17 +94,21 @@ func TestReaderReadsWholeMessagesOfTheirOwn(t *testing.T) {
 
 // TestDeadlineMovesLazily: the first Extend sets the deadline, the next
 // ones within a sixteenth of the wait do not, a later one does.
+// The clock is synctest's, so that no step can take longer than a sixteenth
+// of the wait on a slow machine, and the sleep is exact.
 func TestDeadlineMovesLazily(t *testing.T) {
-	var set []time.Time
-	d := Deadline{Set: func(at time.Time) error { set = append(set, at); return nil }, Wait: 160 * time.Millisecond}
-	_ = d.Extend()
-	_ = d.Extend()
-	if len(set) != 1 {
-		t.Fatalf("set %d times, want 1", len(set))
-	}
-	time.Sleep(15 * time.Millisecond)
-	_ = d.Extend()
-	if len(set) != 2 || !set[1].After(set[0]) {
-		t.Fatalf("after a sixteenth of the wait: set %v", set)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var set []time.Time
+		d := Deadline{Set: func(at time.Time) error { set = append(set, at); return nil }, Wait: 160 * time.Millisecond}
+		_ = d.Extend()
+		_ = d.Extend()
+		if len(set) != 1 {
+			t.Fatalf("set %d times, want 1", len(set))
+		}
+		time.Sleep(15 * time.Millisecond) // synctest's clock: no real wait
+		_ = d.Extend()
+		if len(set) != 2 || !set[1].After(set[0]) {
+			t.Fatalf("after a sixteenth of the wait: set %v", set)
+		}
+	})
 }
