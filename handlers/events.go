@@ -22,22 +22,28 @@ import (
 
 // streamIdentity authenticates a stream request: a Bearer token (client or
 // admin), else a single-use ?ticket=, else the session cookie. Only GET
-// reaches here, so the cookie cannot be used to change state.
-func (s *Server) streamIdentity(r *http.Request) (middleware.Identity, error) {
+// reaches here, so the cookie cannot be used to change state. A ticket is
+// only looked at here, and returned: the caller redeems it once it knows
+// the stream is the ticket's client's, so that a ticket presented on
+// another client's stream is refused without being spent.
+func (s *Server) streamIdentity(r *http.Request) (id middleware.Identity, ticket string, err error) {
 	ctx := r.Context()
 	if tok, ok := middleware.BearerToken(r); ok {
 		if s.deps.Sessions.IsAdmin(tok) {
-			return middleware.Identity{Admin: true}, nil
+			return middleware.Identity{Admin: true}, "", nil
 		}
-		return s.deps.Sessions.VerifySession(ctx, tok)
+		id, err := s.deps.Sessions.VerifySession(ctx, tok)
+		return id, "", err
 	}
 	if t := r.URL.Query().Get("ticket"); t != "" {
-		return s.deps.Sessions.RedeemTicket(ctx, t)
+		id, err := s.deps.Sessions.PeekTicket(ctx, t)
+		return id, t, err
 	}
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
-		return s.deps.Sessions.VerifySession(ctx, c.Value)
+		id, err := s.deps.Sessions.VerifySession(ctx, c.Value)
+		return id, "", err
 	}
-	return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "a Bearer token, a stream ticket or the session cookie is required")
+	return middleware.Identity{}, "", api.Errorf(api.EUNAUTHORIZED, "a Bearer token, a stream ticket or the session cookie is required")
 }
 
 // handleEvents is the client's Server-Sent-Events stream (Mercure's recipe):
@@ -53,7 +59,7 @@ func (s *Server) streamIdentity(r *http.Request) (middleware.Identity, error) {
 // against 10; docs/PERFORMANCE.md). HTTP/2 streams, and writers that cannot
 // be taken over, are served by the handler itself (serveStream).
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.streamIdentity(r)
+	id, ticket, err := s.streamIdentity(r)
 	if err != nil {
 		if s.cfg.AuthFailed != nil {
 			s.cfg.AuthFailed(r, err)
@@ -67,6 +73,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !id.Admin && id.ClientID != clientID {
 		return api.Errorf(api.EFORBIDDEN, "this is another client's stream")
+	}
+	if ticket != "" {
+		// Spent now, once: of two uses at once, one gets the stream.
+		if id, err = s.deps.Sessions.RedeemTicket(ctx, ticket); err != nil {
+			if s.cfg.AuthFailed != nil {
+				s.cfg.AuthFailed(r, err)
+			}
+			return err
+		}
+		if id.ClientID != clientID {
+			return api.Errorf(api.EFORBIDDEN, "this is another client's stream")
+		}
+		ctx = middleware.WithIdentity(r.Context(), id)
 	}
 	select {
 	case <-s.closing:

@@ -30,6 +30,9 @@ type Sessions interface {
 	Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error)
 	Logout(ctx context.Context, id middleware.Identity) error
 	Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error)
+	// PeekTicket checks a stream ticket as RedeemTicket does, without
+	// spending it; RedeemTicket spends it.
+	PeekTicket(ctx context.Context, ticket string) (middleware.Identity, error)
 	RedeemTicket(ctx context.Context, ticket string) (middleware.Identity, error)
 }
 

@@ -791,3 +791,17 @@ func TestDeletedClientStaysDead(t *testing.T) {
 	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/hall/events", old.Token.Reveal(), nil, nil), http.StatusUnauthorized)
 	wantStatus(t, g.call(t, http.MethodGet, "/v1/models", "hall:"+key, nil, nil), http.StatusUnauthorized)
 }
+
+// TestTicketOnAnotherClientsStream: a stream ticket presented on another
+// client's stream is refused (403) without being spent: its owner still
+// opens its own stream with it (issue 12, item 11).
+func TestTicketOnAnotherClientsStream(t *testing.T) {
+	g := startGateway(t, nil)
+	s := g.newClient(t, "den")
+	g.newClient(t, "loft")
+	var tk api.TicketResponse
+	wantStatus(t, g.call(t, http.MethodPost, "/v1/sessions/current/ticket", s.Token.Reveal(), nil, &tk), http.StatusCreated)
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/loft/events?ticket="+tk.Ticket.Reveal(), "", nil, nil), http.StatusForbidden)
+	st := g.openStreamURL(t, "/v1/clients/den/events?ticket="+tk.Ticket.Reveal(), nil)
+	st.next(t, api.EventReady)
+}

@@ -302,6 +302,17 @@ func (s *Sessions) RedeemTicket(ctx context.Context, ticket string) (middleware.
 	return s.identity(ctx, claims)
 }
 
+// PeekTicket returns the session a stream ticket stands for, checked as
+// RedeemTicket does, without spending the ticket: a stream checks that it
+// is the ticket's client's before it redeems it.
+func (s *Sessions) PeekTicket(ctx context.Context, ticket string) (middleware.Identity, error) {
+	claims, err := s.tokens.PeekTicket(ticket)
+	if err != nil {
+		return middleware.Identity{}, err
+	}
+	return s.identity(ctx, claims)
+}
+
 // IsAdmin reports whether token is the admin token, in constant time.
 func (s *Sessions) IsAdmin(token string) bool {
 	h := sha256.Sum256([]byte(token))

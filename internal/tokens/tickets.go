@@ -106,6 +106,27 @@ func (t *Tokens) RedeemTicket(s string) (Claims, error) {
 	return tk.claims, nil
 }
 
+// PeekTicket checks a ticket as RedeemTicket does, and returns the session
+// it stands for, but leaves it unspent.
+func (t *Tokens) PeekTicket(s string) (Claims, error) {
+	if s == "" || len(s) > maxTicketLen {
+		return Claims{}, unauthorized(detailTicket)
+	}
+	h := sha256.Sum256([]byte(s))
+	ts := &t.tickets
+	ts.mu.Lock()
+	tk, ok := ts.byHash[h]
+	ts.mu.Unlock()
+	now := t.cfg.Now()
+	switch {
+	case !ok || !now.Before(tk.expires):
+		return Claims{}, unauthorized(detailTicket)
+	case t.rev.Revoked(tk.claims.ID):
+		return Claims{}, unauthorized(detailRevoked)
+	}
+	return tk.claims, nil
+}
+
 func (ts *tickets) removeLocked(h [sha256.Size]byte, tk ticket) {
 	delete(ts.byHash, h)
 	if n := ts.perClient[tk.claims.ClientID] - 1; n > 0 {

@@ -35,6 +35,12 @@ func TestTicketSingleUse(t *testing.T) {
 		if ttl != TicketTTL || !strings.HasPrefix(ticket.Reveal(), TicketPrefix) {
 			t.Fatalf("ticket ttl %v, prefix ok %v", ttl, strings.HasPrefix(ticket.Reveal(), TicketPrefix))
 		}
+		// A look leaves it unspent.
+		for range 2 {
+			if got, err := tk.PeekTicket(ticket.Reveal()); err != nil || got != c {
+				t.Fatalf("PeekTicket = %+v, %v", got, err)
+			}
+		}
 		got, err := tk.RedeemTicket(ticket.Reveal())
 		if err != nil {
 			t.Fatal(err)
@@ -44,6 +50,8 @@ func TestTicketSingleUse(t *testing.T) {
 		}
 		// Replaying a ticket (from a log or a proxy) must fail.
 		_, err = tk.RedeemTicket(ticket.Reveal())
+		wantUnauthorized(t, err, ReasonInvalid)
+		_, err = tk.PeekTicket(ticket.Reveal())
 		wantUnauthorized(t, err, ReasonInvalid)
 		_, err = tk.RedeemTicket("gwt_unknown")
 		wantUnauthorized(t, err, ReasonInvalid)
