@@ -24,8 +24,10 @@ func (s *Server) routes() http.Handler {
 	)
 	if s.deps.Blacklist != nil {
 		// Health checks answer whatever the address (a banned proxy is
-		// still told the server is up).
-		r.Use(middleware.Blacklist(s.deps.Blacklist, "/healthz", "/readyz"))
+		// still told the server is up), and the admin routes answer the
+		// admin token from any address (a ban must not lock the admin out
+		// of lifting it).
+		r.Use(middleware.BlacklistAdminPasses(s.deps.Blacklist, s.deps.Sessions, "/healthz", "/readyz"))
 	}
 	r.Use(middleware.SecurityHeaders)
 	if s.cfg.AllowedHosts != nil {

@@ -54,3 +54,34 @@ func TestBlacklistLeavesOpenPaths(t *testing.T) {
 		}
 	}
 }
+
+type adminIs string
+
+func (a adminIs) IsAdmin(tok string) bool { return tok == string(a) }
+
+// TestBlacklistAdminPasses: from a refused address only the admin token on
+// an admin route passes.
+func TestBlacklistAdminPasses(t *testing.T) {
+	h := middleware.ClientIP(nil)(middleware.BlacklistAdminPasses(blockList{netip.MustParsePrefix("203.0.113.0/24")}, adminIs("gwa_right"))(ok))
+	for _, c := range []struct {
+		remote, path, token string
+		want                int
+	}{
+		{"203.0.113.9:1", "/v1/admin/blacklist", "gwa_right", 200},
+		{"203.0.113.9:1", "/v1/admin/blacklist", "gwa_wrong", 403},
+		{"203.0.113.9:1", "/v1/admin/blacklist", "", 403},
+		{"203.0.113.9:1", "/v1/clients/me", "gwa_right", 403},
+		{"203.0.113.9:1", "/v1/adminx", "gwa_right", 403},
+		{"garbage", "/v1/admin/blacklist", "gwa_right", 200},
+		{"198.51.100.1:1", "/v1/clients/me", "", 200},
+	} {
+		req := httptest.NewRequest("GET", c.path, nil)
+		req.RemoteAddr = c.remote
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		if w := serve(t, h, req); w.Code != c.want {
+			t.Errorf("%s %s %q: status %d, want %d", c.remote, c.path, c.token, w.Code, c.want)
+		}
+	}
+}

@@ -805,3 +805,33 @@ func TestTicketOnAnotherClientsStream(t *testing.T) {
 	st := g.openStreamURL(t, "/v1/clients/den/events?ticket="+tk.Ticket.Reveal(), nil)
 	st.next(t, api.EventReady)
 }
+
+// TestAdminTokenPassesABan: the admin, banned automatically from its own
+// address (its fingers slipped, or someone failed on purpose from there),
+// still reaches the admin routes with the admin token and lifts the ban
+// from there; from a banned address a wrong admin token, no token, or the
+// admin token on any other route is still refused (issue 12, item 12).
+func TestAdminTokenPassesABan(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "BAN_WINDOW": "1m", "BAN_FOR": "1h"})
+	admin := g.from(t, "127.0.0.9")
+	failLogins(t, admin, 2)
+	for _, c := range []struct{ method, path, token string }{
+		{http.MethodGet, "/v1/admin/blacklist", "gwa_" + strings.Repeat("x", 43)},
+		{http.MethodGet, "/v1/admin/blacklist", ""},
+		{http.MethodGet, "/v1/admin/clients", "not-the-admin-token"},
+		{http.MethodGet, "/openapi.yaml", g.AdminToken},
+		{http.MethodGet, "/v1/clients/me", g.AdminToken},
+	} {
+		resp := admin.call(t, c.method, c.path, c.token, nil, nil)
+		if resp.StatusCode != http.StatusForbidden || problemType(t, resp) != "/problems/blacklisted" {
+			t.Errorf("%s %s from the banned address: %d, want 403 blacklisted", c.method, c.path, resp.StatusCode)
+		}
+	}
+	var list []api.BlacklistEntry
+	wantStatus(t, admin.call(t, http.MethodGet, "/v1/admin/blacklist", g.AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 1 || list[0].CIDR != "127.0.0.9/32" || list[0].Source != api.BlacklistAuto {
+		t.Fatalf("blacklist %+v", list)
+	}
+	wantStatus(t, admin.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.9/32"), g.AdminToken, nil, nil), http.StatusNoContent)
+	wantStatus(t, admin.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
+}
