@@ -360,7 +360,7 @@ func TestSendErrors(t *testing.T) {
 		NetDialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDial },
 		MinBackoff:     time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 	})
-	eventually(t, "a failed dial", func() bool { return down.Status().LastError != "" })
+	gatewaytest.Eventually(t, "a failed dial", func() bool { return down.Status().LastError != "" })
 	if st := down.Status(); st.Connected || !strings.Contains(st.LastError, errNoDial.Error()) {
 		t.Fatalf("status %+v", st)
 	}
@@ -434,7 +434,7 @@ func restartables() []restartable {
 			stop := func() { _ = bus.Close(); srv.Close() }
 			restart := func() busEnv {
 				var ln net.Listener
-				eventually(t, "the address again", func() bool {
+				gatewaytest.Eventually(t, "the address again", func() bool {
 					ln, err = net.Listen("tcp", addr)
 					return err == nil
 				})
@@ -481,7 +481,7 @@ func TestBusGoesAwayAndComesBack(t *testing.T) {
 			if err := a.Send(context.Background(), msg("lost", "", "")); !errors.Is(err, busclient.ErrNotConnected) {
 				t.Fatalf("Send while down: %v", err)
 			}
-			eventually(t, "a failed redial", func() bool { return a.Status().LastError != "" })
+			gatewaytest.Eventually(t, "a failed redial", func() bool { return a.Status().LastError != "" })
 
 			env := restart()
 			ev.want(t, true)
@@ -515,7 +515,7 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 					NetDialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDial },
 					MinBackoff:     forever, MaxBackoff: forever,
 				}, func(r *running) {
-					eventually(t, "the first failure", func() bool { return r.Status().LastError != "" })
+					gatewaytest.Eventually(t, "the first failure", func() bool { return r.Status().LastError != "" })
 				}
 		}},
 		{"mid-dial", func(t *testing.T) (busclient.Config, func(*running)) {
@@ -570,7 +570,7 @@ func TestRunReturnsPromptlyOnCancel(t *testing.T) {
 			env := startMemoryBus(t, messagebus.Config{})
 			cfg := env.config("a")
 			t.Cleanup(func() {
-				eventually(t, "the bus to see the client leave", func() bool { return env.bus.Peers() == 0 })
+				gatewaytest.Eventually(t, "the bus to see the client leave", func() bool { return env.bus.Peers() == 0 })
 			})
 			return cfg, func(r *running) { r.connect(t) }
 		}},
@@ -600,7 +600,7 @@ func TestRunTwice(t *testing.T) {
 		URL:            "ws://bus.invalid/core",
 		NetDialContext: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDial },
 	})
-	eventually(t, "Run to start", func() bool { return r.Status().LastError != "" })
+	gatewaytest.Eventually(t, "Run to start", func() bool { return r.Status().LastError != "" })
 	if err := r.Run(context.Background()); err == nil {
 		t.Fatal("second concurrent Run succeeded")
 	}
@@ -671,7 +671,7 @@ func TestCredentialsNeverShow(t *testing.T) {
 					t.Fatal("userinfo was not sent as Basic auth")
 				}
 			} else {
-				eventually(t, "a failed dial", func() bool { return r.Status().LastError != "" })
+				gatewaytest.Eventually(t, "a failed dial", func() bool { return r.Status().LastError != "" })
 			}
 			r.stop(t)
 			for what, s := range map[string]string{"LastError": r.Status().LastError, "logs": logs.String()} {

@@ -213,17 +213,6 @@ func rawRead(t *testing.T, c *websocket.Conn) string {
 	return string(b)
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // linkEvents records OnLink calls.
 type linkEvents struct {
 	ch chan linkEvent

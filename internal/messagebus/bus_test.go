@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/messagebus"
 )
 
@@ -81,17 +82,6 @@ func write(t *testing.T, c *websocket.Conn, s string) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestNewValidates(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -149,7 +139,7 @@ func TestRelaysToAllIncludingSender(t *testing.T) {
 				peers[i] = tr.dial(t, b)
 				read(t, peers[i]) // connected
 			}
-			eventually(t, "3 peers", func() bool { return b.Peers() == 3 })
+			gatewaytest.Eventually(t, "3 peers", func() bool { return b.Peers() == 3 })
 			frames := []string{
 				`{"type":"speak","data":{"utterance":"hi"},"context":{"source":["skills"],"destination":"x"}}`,
 				"  {\"type\":\"spaced\" ,\"data\":{} }\n", // verbatim, not re-encoded
@@ -180,7 +170,7 @@ func TestSlowPeerIsDisconnectedWithoutStallingOthers(t *testing.T) {
 	fast := dialRaw(t, d, "ws://embedded/core")
 	slow := dialRaw(t, d, "ws://embedded/core")
 	read(t, fast)
-	eventually(t, "2 peers", func() bool { return b.Peers() == 2 })
+	gatewaytest.Eventually(t, "2 peers", func() bool { return b.Peers() == 2 })
 
 	// The fast peer sends in lockstep (one frame, then its echo), so its own
 	// queue never holds more than one; the slow one never reads.
@@ -191,7 +181,7 @@ func TestSlowPeerIsDisconnectedWithoutStallingOthers(t *testing.T) {
 			t.Fatalf("fast peer got %s, want %s", got, want)
 		}
 	}
-	eventually(t, "slow peer dropped", func() bool { return b.Peers() == 1 })
+	gatewaytest.Eventually(t, "slow peer dropped", func() bool { return b.Peers() == 1 })
 	// The slow peer finds its connection gone once it reads again.
 	_ = slow.SetReadDeadline(time.Now().Add(waitFor))
 	var err error
@@ -220,7 +210,7 @@ func TestReadLimitDisconnectsOnlyTheSender(t *testing.T) {
 	if got := read(t, other); got != `{"type":"small"}` {
 		t.Fatalf("other got %s", got)
 	}
-	eventually(t, "1 peer", func() bool { return b.Peers() == 1 })
+	gatewaytest.Eventually(t, "1 peer", func() bool { return b.Peers() == 1 })
 }
 
 func TestNotFoundElsewhere(t *testing.T) {

@@ -70,7 +70,7 @@ func TestBridge(t *testing.T) {
 	dev := newDevice(t, lb.URL)
 	rec := newLogRecorder(t)
 	startBridge(t, gw, lb.URL, rec, 5*time.Second)
-	eventually(t, "three peers on the local bus", func() bool { return lb.bus.Peers() == 3 })
+	gatewaytest.Eventually(t, "three peers on the local bus", func() bool { return lb.bus.Peers() == 3 })
 
 	t.Run("hello is answered locally", func(t *testing.T) {
 		before := sentTotal(t, g)
@@ -173,7 +173,7 @@ func TestBridge(t *testing.T) {
 
 	t.Run("the local bus restarts", func(t *testing.T) {
 		lb.restart()
-		eventually(t, "three peers back on the local bus", func() bool { return lb.bus.Peers() == 3 })
+		gatewaytest.Eventually(t, "three peers back on the local bus", func() bool { return lb.bus.Peers() == 3 })
 		dev.say(t, "tell me a joke", "after-bus-restart", nil)
 		f := dev.next(t, "the joke after the local restart", speakFor("after-bus-restart"))
 		if speakText(t, f) == "" {
@@ -193,7 +193,7 @@ func TestBridgeAsksWhenNothingAnswers(t *testing.T) {
 	dev := newDevice(t, lb.URL)
 	rec := newLogRecorder(t)
 	startBridge(t, gw, lb.URL, rec, 200*time.Millisecond)
-	eventually(t, "two peers on the local bus", func() bool { return lb.bus.Peers() == 2 })
+	gatewaytest.Eventually(t, "two peers on the local bus", func() bool { return lb.bus.Peers() == 2 })
 
 	dev.say(t, "what time is it", "default", nil)
 	rec.wait(t, 1, "No intent handling in time, ending wait", "what time is it")
@@ -213,7 +213,7 @@ func TestBridgeHoldsAnswersWhileTheLocalBusIsDown(t *testing.T) {
 	local := startBridge(t, gw, lb.URL, rec, time.Second)
 
 	lb.stop()
-	eventually(t, "the bridge sees the local bus down", func() bool { return !local.Connected() })
+	gatewaytest.Eventually(t, "the bridge sees the local bus down", func() bool { return !local.Connected() })
 	// The gateway speaks to the client while the device's bus is away.
 	ctx := context.Background()
 	res, err := gw.SayAndWait(ctx, api.UtteranceRequest{Utterance: "tell me a joke"}, 10*time.Second)

@@ -366,13 +366,3 @@ func metricSum(t *testing.T, g *gatewaytest.Gateway, name string) int {
 	}
 	return int(sum)
 }
-
-// eventually polls cond until it holds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, waitFor)
-		}
-	}
-}
