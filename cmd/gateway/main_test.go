@@ -351,17 +351,10 @@ func (g *gateway) from(t *testing.T, ip string) *gateway {
 	return &c
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor polls cond with the tests' one polling helper.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("condition not met within 10s")
+	gatewaytest.Eventually(t, "the condition", cond)
 }
 
 var fingerprintLine = regexp.MustCompile(`fingerprint: ([0-9A-F:]{95})`)
