@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -108,7 +109,8 @@ func startAssistantOn(t *testing.T, addr string) (url string, stop func()) {
 }
 
 // busWatcher is a raw websocket peer on one bus that notes the session of
-// every utterance put on it.
+// every utterance put on it, and of every dry run ("intent? " and its
+// utterance).
 type busWatcher struct {
 	mu       sync.Mutex
 	sessions map[string][]string // session id -> utterances seen, in order
@@ -132,6 +134,7 @@ func watchBus(t *testing.T, url string) *busWatcher {
 				Type string
 				Data struct {
 					Utterances []string `json:"utterances"`
+					Utterance  string   `json:"utterance"`
 				} `json:"data"`
 				Context struct {
 					Session struct {
@@ -139,11 +142,20 @@ func watchBus(t *testing.T, url string) *busWatcher {
 					} `json:"session"`
 				} `json:"context"`
 			}
-			if json.Unmarshal(raw, &m) != nil || m.Type != api.TypeUtterance || len(m.Data.Utterances) == 0 {
+			if json.Unmarshal(raw, &m) != nil {
+				continue
+			}
+			var text string
+			switch {
+			case m.Type == api.TypeUtterance && len(m.Data.Utterances) > 0:
+				text = m.Data.Utterances[0]
+			case m.Type == api.TypeIntentGet:
+				text = "intent? " + m.Data.Utterance
+			default:
 				continue
 			}
 			w.mu.Lock()
-			w.sessions[m.Context.Session.SessionID] = append(w.sessions[m.Context.Session.SessionID], m.Data.Utterances[0])
+			w.sessions[m.Context.Session.SessionID] = append(w.sessions[m.Context.Session.SessionID], text)
 			w.mu.Unlock()
 		}
 	}()
@@ -381,6 +393,50 @@ func TestABusGoingDownMovesOnlyItsSessions(t *testing.T) {
 	waitFor(t, func() bool { return len(w.seen(victim.SessionID)) == 1 })
 	if v := scrape(t, g, `gateway_bus_reconnects_total{bus="`+buses.Label(down)+`"}`); v < 1 {
 		t.Fatalf("reconnects of the bus that came back: %v", v)
+	}
+}
+
+// The protected-intent check asks the session's own bus which intent would
+// match, and the utterance, once unlocked, goes to that same bus.
+func TestDryRunAsksTheSessionsBus(t *testing.T) {
+	var urls []string
+	var ws []*busWatcher
+	for range 3 {
+		b := startBusCommand(t)
+		urls, ws = append(urls, b.URL), append(ws, watchBus(t, b.URL))
+	}
+	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ","), "LOGIN_RATE": "1000"})
+	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin:*"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
+	keys := make([]string, len(urls))
+	for i, u := range urls {
+		keys[i], _ = buses.Key(u)
+	}
+	key := g.createClient(t, "study")
+	for range 6 {
+		s := g.login(t, "study", key)
+		want := buses.Order(keys, s.SessionID)[0]
+		var p api.Problem
+		wantStatus(t, g.call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "tell me a joke"}, &p), http.StatusForbidden)
+		if got := busOf(t, ws, s.SessionID, "intent? tell me a joke"); got != want {
+			t.Fatalf("session %s: the dry run went to bus %d, its bus is %d", s.SessionID, got+1, want+1)
+		}
+		req, err := http.NewRequest(http.MethodPost, g.URL+"/v1/utterances?wait=10s", strings.NewReader(`{"utterance":"tell me a joke"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+s.Token.Reveal())
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Intent-Password", "pw")
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		wantStatus(t, resp, http.StatusOK)
+		// The utterance itself, after the dry runs noted before it.
+		if got := busOf(t, ws, s.SessionID, "\ntell me a joke"); got != want {
+			t.Fatalf("session %s: the unlocked utterance went to bus %d, its bus is %d", s.SessionID, got+1, want+1)
+		}
 	}
 }
 
