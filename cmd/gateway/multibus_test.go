@@ -212,6 +212,15 @@ func waitBusState(t *testing.T, g *gateway, pos int, state string) {
 	})
 }
 
+// waitAllUp waits until /readyz says each of the n buses is up: the gateway
+// is ready as soon as one is.
+func waitAllUp(t *testing.T, g *gateway, n int) {
+	t.Helper()
+	for i := range n {
+		waitBusState(t, g, i, api.BusUp)
+	}
+}
+
 // Three `gateway bus` assistants behind one gateway: thirty sessions spread
 // over all three, each session's utterances all go to its own bus (the one
 // its rendezvous order puts first), every answer comes back, and readiness,
@@ -225,6 +234,7 @@ func TestSessionsSpreadOverThreeBuses(t *testing.T) {
 		ws = append(ws, watchBus(t, b.URL))
 	}
 	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ","), "LOGIN_RATE": "1000"})
+	waitAllUp(t, g, len(urls))
 	code, states := g.readiness(t)
 	if code != http.StatusOK || len(states) != 3 {
 		t.Fatalf("readyz %d %+v", code, states)
@@ -294,6 +304,7 @@ func TestABusGoingDownMovesOnlyItsSessions(t *testing.T) {
 		urls, stops, ws = append(urls, u), append(stops, stop), append(ws, watchBus(t, u))
 	}
 	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ",")})
+	waitAllUp(t, g, len(urls))
 	keys := make([]string, len(urls))
 	for i, u := range urls {
 		keys[i], _ = buses.Key(u)
@@ -406,6 +417,7 @@ func TestDryRunAsksTheSessionsBus(t *testing.T) {
 		urls, ws = append(urls, b.URL), append(ws, watchBus(t, b.URL))
 	}
 	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ","), "LOGIN_RATE": "1000"})
+	waitAllUp(t, g, len(urls))
 	wantStatus(t, g.call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin:*"), g.AdminToken, api.ProtectRequest{Password: "pw"}, nil), http.StatusOK)
 	keys := make([]string, len(urls))
 	for i, u := range urls {
@@ -535,6 +547,7 @@ func TestBusProcessesStoppedAndKilled(t *testing.T) {
 		_ = procs[2].Signal(syscall.SIGCONT)
 	})
 	g := startGateway(t, map[string]string{"BUS_URL": strings.Join(urls, ","), "LOGIN_RATE": "1000"})
+	waitAllUp(t, g, len(urls))
 	keys := make([]string, len(urls))
 	for i, u := range urls {
 		keys[i], _ = buses.Key(u)
