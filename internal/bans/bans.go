@@ -372,7 +372,10 @@ func (b *Bans) key(addr netip.Addr) netip.Prefix {
 // does not help; it only slows the answer down and never refuses it, so it
 // cannot be used to lock the owner out.
 func (b *Bans) LoginDelay(clientID string) time.Duration {
-	key := clientKey(clientID)
+	return b.loginDelay(clientKey(clientID))
+}
+
+func (b *Bans) loginDelay(key string) time.Duration {
 	now := b.cfg.Now().UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -398,7 +401,10 @@ func (b *Bans) LoginDelay(clientID string) time.Duration {
 // LoginFailed counts a failed login for clientID (from any address). A
 // failure more than Window after the previous one starts the count again.
 func (b *Bans) LoginFailed(clientID string) {
-	key := clientKey(clientID)
+	b.loginFailed(clientKey(clientID))
+}
+
+func (b *Bans) loginFailed(key string) {
 	now := b.cfg.Now().UnixNano()
 	b.loginFailures.Add(1)
 	b.mu.Lock()
@@ -448,10 +454,51 @@ func (b *Bans) AttemptDelay(key string) time.Duration {
 
 // LoginSucceeded ends clientID's slow-down. Address failures and bans stay.
 func (b *Bans) LoginSucceeded(clientID string) {
-	key := clientKey(clientID)
+	b.loginSucceeded(clientKey(clientID))
+}
+
+func (b *Bans) loginSucceeded(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.clients.remove(key)
+}
+
+// Logins is the login slow-down keyed by client and address (see
+// LoginThrottle).
+func (b *Bans) Logins() LoginThrottle { return LoginThrottle{b: b} }
+
+// LoginThrottle slows down logins for a client from the addresses that keep
+// failing it: LoginDelay, LoginFailed and LoginSucceeded counted for the
+// client and the address's range (itself for IPv4, its /IPv6Bits prefix for
+// IPv6) together. Wrong keys sprayed for a client from other addresses then
+// slow those addresses down, never the client's own correct login from
+// where it is. Spreading the guesses over many addresses gains an attacker
+// nothing: each address is banned after After failures anyway, and an
+// access key is 256 random bits.
+type LoginThrottle struct{ b *Bans }
+
+func (t LoginThrottle) key(clientID string, addr netip.Addr) string {
+	rng := "-"
+	if addr.IsValid() {
+		rng = t.b.key(addr.Unmap().WithZone("")).String()
+	}
+	return clientKey(clientID) + "\x00" + rng
+}
+
+// LoginDelay is how long to wait before answering a login for clientID
+// from addr (Bans.LoginDelay, counted for the pair).
+func (t LoginThrottle) LoginDelay(clientID string, addr netip.Addr) time.Duration {
+	return t.b.loginDelay(t.key(clientID, addr))
+}
+
+// LoginFailed counts a failed login for clientID from addr.
+func (t LoginThrottle) LoginFailed(clientID string, addr netip.Addr) {
+	t.b.loginFailed(t.key(clientID, addr))
+}
+
+// LoginSucceeded ends the slow-down of clientID from addr.
+func (t LoginThrottle) LoginSucceeded(clientID string, addr netip.Addr) {
+	t.b.loginSucceeded(t.key(clientID, addr))
 }
 
 // Stats returns the counters.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -356,5 +357,47 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil); err == nil {
 		t.Error("New without a banner succeeded")
+	}
+}
+
+// TestLoginThrottleFallsOnTheFailingAddresses: wrong keys sprayed for a
+// client from other addresses slow those addresses down, not the client's
+// own login from its address (issue 12, item 13); an IPv6 attacker's /64 is
+// one range, and the client's success ends only its own slow-down.
+func TestLoginThrottleFallsOnTheFailingAddresses(t *testing.T) {
+	f := newFixture(t, Config{})
+	lt := f.bans.Logins()
+	victim := netip.MustParseAddr("198.51.100.7")
+	attacker := netip.MustParseAddr("203.0.113.66")
+	v6 := netip.MustParseAddr("2001:db8:1:2::1")
+	for range 20 {
+		lt.LoginFailed("kitchen", attacker)
+		lt.LoginFailed("kitchen", v6)
+	}
+	if got := lt.LoginDelay("kitchen", victim); got != 0 {
+		t.Errorf("the client's own address is slowed down by others' failures: %s", got)
+	}
+	for _, a := range []netip.Addr{attacker, v6, netip.MustParseAddr("2001:db8:1:2::ffff"), netip.MustParseAddr("::ffff:203.0.113.66")} {
+		if got := lt.LoginDelay("kitchen", a); got != DefaultLoginMaxDelay {
+			t.Errorf("%s: delay %s, want %s", a, got, DefaultLoginMaxDelay)
+		}
+	}
+	if got := lt.LoginDelay("garage", attacker); got != 0 {
+		t.Errorf("another client from the attacker's address: %s", got)
+	}
+	if got := f.bans.LoginDelay("kitchen"); got != 0 {
+		t.Errorf("the per-client slow-down (intent passwords') moved: %s", got)
+	}
+	lt.LoginSucceeded("kitchen", victim)
+	if lt.LoginDelay("kitchen", attacker) == 0 {
+		t.Error("the client's success from its address ended the attacker's slow-down")
+	}
+	// A long client id keeps its address apart.
+	long := strings.Repeat("k", 10_000)
+	for range 5 {
+		lt.LoginFailed(long, attacker)
+	}
+	if lt.LoginDelay(long, attacker) == 0 || lt.LoginDelay(long, victim) != 0 {
+		t.Error("a long client id lost its address in the key")
 	}
 }

@@ -39,13 +39,14 @@ type Forgetter interface {
 	ForgetSession(sessionID string)
 }
 
-// Throttle slows logins down for a client id that keeps failing, from
-// whatever address (*bans.Bans): a delay, never a lockout that an attacker
-// could use to shut the owner out.
+// Throttle slows logins down for a client id from an address that keeps
+// failing it (bans.LoginThrottle): a delay, never a lockout, and one that
+// falls on the failing addresses, so that wrong keys sprayed for a client
+// from elsewhere do not slow the client's own login down.
 type Throttle interface {
-	LoginDelay(clientID string) time.Duration
-	LoginFailed(clientID string)
-	LoginSucceeded(clientID string)
+	LoginDelay(clientID string, addr netip.Addr) time.Duration
+	LoginFailed(clientID string, addr netip.Addr)
+	LoginSucceeded(clientID string, addr netip.Addr)
 }
 
 // Config configures Sessions.
@@ -106,7 +107,7 @@ var (
 // session. An unknown client costs the same time as a wrong key, so the
 // answer does not tell which it was.
 func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error) {
-	c, err := s.checkKey(ctx, r.ClientID, r.AccessKey.Reveal())
+	c, err := s.checkKey(ctx, r.ClientID, r.AccessKey.Reveal(), addr)
 	if err != nil {
 		return api.SessionResponse{}, err
 	}
@@ -126,10 +127,10 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 }
 
 // checkKey checks the access key of the client named by id or alias, as a
-// login does: slowed down per client after failures, at most MaxHashing
-// Argon2id checks at once, and an unknown client costing the time of a wrong
-// key.
-func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string) (store.Client, error) {
+// login does: slowed down per client and address after failures, at most
+// MaxHashing Argon2id checks at once, and an unknown client costing the time
+// of a wrong key.
+func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string, addr netip.Addr) (store.Client, error) {
 	if len(idOrAlias) > 200 || len(key) > 1024 {
 		return store.Client{}, api.Errorf(api.EINVALID, "client_id or access_key is too long")
 	}
@@ -144,7 +145,7 @@ func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string) (store.C
 		throttleKey = c.ID
 	}
 	if th := s.cfg.Throttle; th != nil {
-		if d := th.LoginDelay(throttleKey); d > 0 {
+		if d := th.LoginDelay(throttleKey, addr); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -162,7 +163,7 @@ func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string) (store.C
 	}
 	if !known {
 		keys.VerifyDummy(key)
-		s.loginFailed(throttleKey)
+		s.loginFailed(throttleKey, addr)
 		return store.Client{}, ErrWrongKey
 	}
 	ok, err := keys.Verify(c.KeyHash, key)
@@ -170,11 +171,11 @@ func (s *Sessions) checkKey(ctx context.Context, idOrAlias, key string) (store.C
 		return store.Client{}, err
 	}
 	if !ok {
-		s.loginFailed(c.ID)
+		s.loginFailed(c.ID, addr)
 		return store.Client{}, ErrWrongKey
 	}
 	if s.cfg.Throttle != nil {
-		s.cfg.Throttle.LoginSucceeded(c.ID)
+		s.cfg.Throttle.LoginSucceeded(c.ID, addr)
 	}
 	return c, nil
 }
@@ -214,7 +215,7 @@ func (s *Sessions) VerifyKey(ctx context.Context, credential string) (middleware
 			return middleware.Identity{}, err
 		}
 	}
-	c, err := s.checkKey(ctx, idOrAlias, key)
+	c, err := s.checkKey(ctx, idOrAlias, key, middleware.ContextAddr(ctx))
 	if err != nil {
 		if api.ErrorCode(err) == api.EINVALID {
 			return middleware.Identity{}, ErrWrongKey
@@ -225,9 +226,9 @@ func (s *Sessions) VerifyKey(ctx context.Context, credential string) (middleware
 	return middleware.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 }
 
-func (s *Sessions) loginFailed(clientID string) {
+func (s *Sessions) loginFailed(clientID string, addr netip.Addr) {
 	if s.cfg.Throttle != nil {
-		s.cfg.Throttle.LoginFailed(clientID)
+		s.cfg.Throttle.LoginFailed(clientID, addr)
 	}
 }
 

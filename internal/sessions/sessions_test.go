@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,30 +30,35 @@ func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.offset.L
 
 func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// throttle records what Sessions tells its Throttle, keyed by client id.
+// throttle records what Sessions tells its Throttle, keyed by client id,
+// and the addresses it names.
 type throttle struct {
 	mu        sync.Mutex
 	delay     time.Duration
 	failed    []string
 	succeeded []string
+	addrs     []netip.Addr
 }
 
-func (th *throttle) LoginDelay(string) time.Duration {
+func (th *throttle) LoginDelay(_ string, addr netip.Addr) time.Duration {
 	th.mu.Lock()
 	defer th.mu.Unlock()
+	th.addrs = append(th.addrs, addr)
 	return th.delay
 }
 
-func (th *throttle) LoginFailed(id string) {
+func (th *throttle) LoginFailed(id string, addr netip.Addr) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
 	th.failed = append(th.failed, id)
+	th.addrs = append(th.addrs, addr)
 }
 
-func (th *throttle) LoginSucceeded(id string) {
+func (th *throttle) LoginSucceeded(id string, addr netip.Addr) {
 	th.mu.Lock()
 	defer th.mu.Unlock()
 	th.succeeded = append(th.succeeded, id)
+	th.addrs = append(th.addrs, addr)
 }
 
 func (th *throttle) record() (failed, succeeded []string) {
@@ -504,5 +510,27 @@ func TestTicketForEndedSession(t *testing.T) {
 	}
 	if tr, err := f.s.Ticket(ctx, id); api.ErrorCode(err) != api.EUNAUTHORIZED || tr.Ticket != "" {
 		t.Fatalf("a ticket for a logged-out session = %v, want EUNAUTHORIZED", err)
+	}
+}
+
+// TestThrottleIsToldTheAddress: a login's slow-down is counted for the
+// address it came from (issue 12, item 13), its delay asked, its failure
+// and its success told with it.
+func TestThrottleIsToldTheAddress(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.s.Login(context.Background(), api.SessionRequest{ClientID: "kitchen", AccessKey: "gwk_wrong"}, testAddr); !errors.Is(err, ErrWrongKey) {
+		t.Fatal(err)
+	}
+	f.login(t)
+	f.throttle.mu.Lock()
+	addrs := slices.Clone(f.throttle.addrs)
+	f.throttle.mu.Unlock()
+	if len(addrs) != 4 {
+		t.Fatalf("throttle calls %v, want 4 (delay, failed, delay, succeeded)", addrs)
+	}
+	for _, a := range addrs {
+		if a != testAddr {
+			t.Fatalf("throttle told %v, want %v", addrs, testAddr)
+		}
 	}
 }
