@@ -927,3 +927,18 @@ func TestConsoleMarksOtherSessions(t *testing.T) {
 	}
 	b.shot("desktop-14-other-session")
 }
+
+// TestConsoleBlockedBrowser: a browser whose address is blocked sees a page
+// saying so and what to do, not raw JSON (issue 17, item 7).
+func TestConsoleBlockedBrowser(t *testing.T) {
+	g := gatewaytest.Start(t, map[string]string{"IP_BLACKLIST": "127.0.0.1/32", "IP_ALLOWLIST": ""})
+	b := newBrowser(t, t.ArtifactDir())
+	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
+	b.do("open the console", chromedp.Navigate(g.URL+"/"))
+	b.until("the blocked page", `document.getElementById("blocked-detail") !== null`)
+	text := b.pageText()
+	if !strings.Contains(text, "This address is blocked") || !strings.Contains(text, "only its admin can lift") || strings.Contains(text, `"type"`) {
+		t.Errorf("the page says:\n%s", text)
+	}
+	b.shot("desktop-15-blocked")
+}

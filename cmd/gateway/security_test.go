@@ -79,6 +79,36 @@ func TestRepeatedFailuresBanTheAddress(t *testing.T) {
 	wantStatus(t, attacker.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
 }
 
+// A banned caller is told until when and what to do: problem+json with
+// Retry-After, and a browser asking for a page gets a page, not raw JSON
+// (issue 17, item 7).
+func TestBannedCallerIsToldUntilWhen(t *testing.T) {
+	g := startGateway(t, map[string]string{"BAN_AFTER": "2", "BAN_FOR": "1h"})
+	a := g.from(t, "127.0.0.14")
+	failLogins(t, a, 2)
+	var p api.Problem
+	resp := a.call(t, http.MethodGet, "/openapi.yaml", "", nil, &p)
+	wantStatus(t, resp, http.StatusForbidden)
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 3000 || ra > 3600 {
+		t.Errorf("Retry-After %q, want about an hour", resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(p.Detail, "until "+time.Now().UTC().Format("2006-")) {
+		t.Errorf("detail %q says not until when", p.Detail)
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	page, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusForbidden || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(body), "This address is blocked") || !strings.Contains(string(body), "until") {
+		t.Errorf("a browser was answered %d %s:\n%s", page.StatusCode, page.Header.Get("Content-Type"), body)
+	}
+}
+
 // Invalid tokens count like wrong keys: probing tokens is probing too.
 func TestForgedTokensCountTowardsABan(t *testing.T) {
 	g := startGateway(t, map[string]string{"BAN_AFTER": "3"})

@@ -221,6 +221,47 @@ func (b *Blacklist) Blocked(addr netip.Addr) bool {
 	return false
 }
 
+// BlockedUntil is Blocked, and when the block ends: the latest expiry of
+// the entries addr is in, the zero time when one never expires. It lets a
+// refusal say when to come back.
+func (b *Blacklist) BlockedUntil(addr netip.Addr) (bool, time.Time) {
+	addr = addr.Unmap().WithZone("")
+	s := b.snap.Load()
+	var t *table
+	switch {
+	case addr.Is4():
+		t = &s.v4
+	case addr.Is6():
+		t = &s.v6
+	default:
+		return false, time.Time{}
+	}
+	now := b.now().UnixNano()
+	var last int64
+	blocked := false
+	for _, bits := range t.bits {
+		p, err := addr.Prefix(bits)
+		if err != nil {
+			continue
+		}
+		exp, ok := t.m[p]
+		if !ok {
+			continue
+		}
+		if exp == 0 {
+			return true, time.Time{}
+		}
+		if now < exp {
+			blocked = true
+			last = max(last, exp)
+		}
+	}
+	if !blocked {
+		return false, time.Time{}
+	}
+	return true, time.Unix(0, last)
+}
+
 // List returns the entries in force: configured ones and stored ones that
 // have not expired, sorted by address (IPv4 first), then prefix length, then
 // source.

@@ -96,7 +96,8 @@ export function explain(e) {
     case 401:
       return 'Not signed in, or the session has ended.';
     case 403:
-      if (e.code === 'blacklisted') return 'This address is blocked by the gateway.';
+      // The gateway says until when, or that only its admin can lift it.
+      if (e.code === 'blacklisted') return e.detail ? `${e.detail[0].toUpperCase()}${e.detail.slice(1)}.` : 'This address is blocked by the gateway.';
       return e.detail || 'Refused.';
     case 429:
       return e.retryAfter ? `Too many requests. Try again in ${e.retryAfter} s.` : 'Too many requests. Try again shortly.';

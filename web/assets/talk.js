@@ -335,7 +335,7 @@ export function createTalk() {
     if (e.status === 401) {
       end('Your session has ended. Sign in again.');
     } else if (e.status === 403) {
-      setStatus(item, 'refused', e.code === 'blacklisted' ? 'this address is blocked' : e.detail || '');
+      setStatus(item, 'refused', e.detail || '');
     } else if (e.status === 503) {
       assistant = 'down';
       renderLink();
