@@ -48,7 +48,7 @@ type Registry struct {
 	streams Streams
 	bridge  Bridge
 	log     *slog.Logger
-	known   map[string]int64 // id -> key version, as last seen by Sync
+	known   map[string]time.Time // id -> creation time, as last seen by Sync
 }
 
 // New builds a Registry. streams and bridge may be nil (the command line).
@@ -213,20 +213,22 @@ func (r *Registry) RotateKey(ctx context.Context, id string) (api.ClientKeyRespo
 // after a change by another process (the command line): every open stream
 // whose client is gone ends, and so does every stream opened with a key
 // that is no longer its client's, however many changes happened since the
-// last call (a client created, re-keyed and re-keyed again in between). It
-// also forgets what the bus bridge kept for clients deleted since the last
-// call. Call it from one goroutine (store.Watch's callback).
+// last call (a client created, re-keyed and re-keyed again in between). A
+// client deleted since the last call, or deleted and created again under
+// the same id, is forgotten: its streams, its replay window (which the new
+// client must not read) and what the bus bridge kept for it. Call it from
+// one goroutine (store.Watch's callback).
 func (r *Registry) Sync(ctx context.Context) error {
 	cs, err := r.store.Clients(ctx)
 	if err != nil {
 		return err
 	}
-	now := make(map[string]int64, len(cs))
+	now := make(map[string]time.Time, len(cs))
 	for _, c := range cs {
-		now[c.ID] = c.KeyVersion
+		now[c.ID] = c.CreatedAt
 	}
-	for id := range r.known {
-		if _, ok := now[id]; !ok {
+	for id, created := range r.known {
+		if c, ok := now[id]; !ok || !c.Equal(created) {
 			r.forget(id)
 		}
 	}
