@@ -117,6 +117,10 @@ type BlacklistRequest struct {
 	CIDR   string `json:"cidr"`
 	Reason string `json:"reason"`
 	TTL    string `json:"ttl,omitempty"`
+	// Confirm adds an entry that covers the requesting address itself
+	// (refused with 409 without it: the admin would block their own
+	// console).
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // ProtectedIntent is one password-protected intent pattern.

@@ -2,11 +2,14 @@ package handlers
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/middleware"
 )
 
 // pathParam returns a URL-escaped path parameter, unescaped: a CIDR such as
@@ -34,6 +37,9 @@ func (s *Server) handleAddBlacklist(w http.ResponseWriter, r *http.Request) erro
 	var req api.BlacklistRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
+	}
+	if addr := middleware.ClientAddr(r); !req.Confirm && covers(req.CIDR, addr) {
+		return api.Errorf(api.ECONFLICT, "%s covers your own address %s: you would be blocked from everything but the health checks and the admin routes (send confirm: true to add it anyway)", req.CIDR, addr)
 	}
 	e, err := s.deps.Blacklist.Add(r.Context(), req)
 	if err != nil {
@@ -94,4 +100,20 @@ func (s *Server) handleUnprotect(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// covers reports whether cidr (a range, or one address) contains addr; an
+// entry that does not parse is left to the blacklist to refuse.
+func covers(cidr string, addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap()
+	if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil {
+		return p.Masked().Contains(addr)
+	}
+	if a, err := netip.ParseAddr(strings.TrimSpace(cidr)); err == nil {
+		return a.Unmap() == addr
+	}
+	return false
 }

@@ -552,6 +552,18 @@ func TestConsole(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("confirm-submit")),
 			chromedp.Click(chromedp.ID("confirm-submit")))
 		b.until("the host to be gone", `document.querySelectorAll('#blacklist-body tbody tr').length === 1`)
+		// Issue 17, item 6: blocking one's own address needs a second,
+		// deliberate click.
+		b.do("block one's own range",
+			chromedp.Click(chromedp.ID("blacklist-new")),
+			chromedp.WaitVisible(chromedp.ID("bl-cidr")),
+			chromedp.SendKeys(chromedp.ID("bl-cidr"), "127.0.0.0/8"),
+			chromedp.Click(chromedp.ID("bl-submit")))
+		b.until("the warning", `document.getElementById("bl-error").textContent.includes("covers your own address") &&
+			document.getElementById("bl-submit").textContent === "Block it anyway"`)
+		b.shot("desktop-10-blacklist-own-address")
+		b.do("think better of it", chromedp.Click(chromedp.CSS(`#blacklist-dialog [data-close]`)))
+		b.until("nothing added", `!document.getElementById("blacklist-dialog").open && document.querySelectorAll('#blacklist-body tbody tr').length === 1`)
 	})
 
 	step("the admin manages protected intents", func(t *testing.T) {

@@ -109,6 +109,30 @@ func TestBannedCallerIsToldUntilWhen(t *testing.T) {
 	}
 }
 
+// An admin cannot blacklist their own address by mistake: an entry that
+// covers the requesting address is refused (409) unless confirmed, and once
+// confirmed the admin token still reaches the admin routes to remove it
+// (issue 17, item 6).
+func TestAdminCannotBlockThemselvesByMistake(t *testing.T) {
+	g := startGateway(t, map[string]string{"IP_ALLOWLIST": ""})
+	admin := g.from(t, "127.0.0.15")
+	for _, cidr := range []string{"127.0.0.0/8", "127.0.0.15", "127.0.0.15/32"} {
+		var p api.Problem
+		resp := admin.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: cidr}, &p)
+		wantStatus(t, resp, http.StatusConflict)
+		if !strings.Contains(p.Detail, "127.0.0.15") || !strings.Contains(p.Detail, "confirm") {
+			t.Errorf("%s: detail %q", cidr, p.Detail)
+		}
+	}
+	wantStatus(t, admin.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
+	// Another range is added at once; one's own with confirm.
+	wantStatus(t, admin.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.16"}, nil), http.StatusCreated)
+	wantStatus(t, admin.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: "127.0.0.15", Confirm: true}, nil), http.StatusCreated)
+	wantStatus(t, admin.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusForbidden)
+	wantStatus(t, admin.call(t, http.MethodDelete, "/v1/admin/blacklist/"+url.PathEscape("127.0.0.15/32"), g.AdminToken, nil, nil), http.StatusNoContent)
+	wantStatus(t, admin.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
+}
+
 // Invalid tokens count like wrong keys: probing tokens is probing too.
 func TestForgedTokensCountTowardsABan(t *testing.T) {
 	g := startGateway(t, map[string]string{"BAN_AFTER": "3"})

@@ -343,6 +343,14 @@ export function createAdmin({onUnlock, onLock} = {}) {
     const form = $('blacklist-form');
     const err = $('bl-error');
     form.reset();
+    // An entry that covers the admin's own address is refused until
+    // confirmed: the first answer says so, the button then blocks anyway.
+    let own = false;
+    $('bl-submit').textContent = 'Block';
+    $('bl-cidr').oninput = () => {
+      own = false;
+      $('bl-submit').textContent = 'Block';
+    };
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       const cidr = $('bl-cidr').value.trim();
@@ -353,6 +361,7 @@ export function createAdmin({onUnlock, onLock} = {}) {
       }
       const body = {cidr, reason: $('bl-reason').value.trim()};
       if ($('bl-ttl').value) body.ttl = $('bl-ttl').value;
+      if (own) body.confirm = true;
       await busy($('bl-submit'), async () => {
         try {
           await admin('POST', '/v1/admin/blacklist', body);
@@ -360,9 +369,15 @@ export function createAdmin({onUnlock, onLock} = {}) {
           toast(`${cidr} blocked`);
           loadBlacklist();
         } catch (e) {
+          if (e instanceof ApiError && e.status === 409 && e.code === 'conflict' && !own) {
+            own = true;
+            showError(err, `${e.detail[0].toUpperCase()}${e.detail.slice(1)}.`);
+            return;
+          }
           formError(err, e);
         }
       });
+      if (own && !body.confirm) $('bl-submit').textContent = 'Block it anyway';
     };
     openDialog(dialog);
   }
