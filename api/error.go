@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -100,3 +101,17 @@ type Problem struct {
 
 // ProblemTypePrefix is prepended to an error code to form Problem.Type.
 const ProblemTypePrefix = "/problems/"
+
+// ShortDuration writes d as people write it, for what a person reads (an
+// entry's reason, an error's detail): "10m", "1h", "1h30m", "90s", not Go's
+// "10m0s" and "1h0m0s".
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

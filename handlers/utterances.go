@@ -57,7 +57,7 @@ func (s *Server) parseWait(r *http.Request) (time.Duration, error) {
 	}
 	d, err := waitDuration(q.Get("wait"))
 	if err != nil || d <= 0 || d > s.cfg.MaxWait {
-		return 0, api.Errorf(api.EINVALID, "wait must be a number of seconds or a duration such as 10 or 10s, above 0 and at most %s", s.cfg.MaxWait)
+		return 0, api.Errorf(api.EINVALID, "wait must be a number of seconds or a duration such as 10 or 10s, above 0 and at most %s", api.ShortDuration(s.cfg.MaxWait))
 	}
 	return d, nil
 }

@@ -70,6 +70,10 @@ func TestRepeatedFailuresBanTheAddress(t *testing.T) {
 	if len(list) != 1 || list[0].CIDR != "127.0.0.2/32" || list[0].Source != api.BlacklistAuto || list[0].ExpiresAt == nil {
 		t.Fatalf("blacklist %+v", list)
 	}
+	// The reason, which the console shows, writes the window as people do.
+	if !strings.Contains(list[0].Reason, "within 1m (") {
+		t.Errorf("reason %q", list[0].Reason)
+	}
 	// A right key from the banned address does not lift the ban.
 	key := g.createClient(t, "victim")
 	resp = attacker.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "victim", "access_key": key}, nil)

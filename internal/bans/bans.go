@@ -270,7 +270,7 @@ func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (bann
 
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BanTimeout)
 	defer cancel()
-	why := fmt.Sprintf("%d failed attempts within %s (%s)", b.cfg.After, b.cfg.Window, reason)
+	why := fmt.Sprintf("%d failed attempts within %s (%s)", b.cfg.After, api.ShortDuration(b.cfg.Window), reason)
 	if repeats > 1 {
 		why = fmt.Sprintf("%s, ban %d", why, repeats)
 	}

@@ -323,7 +323,7 @@ func (b *Blacklist) Add(ctx context.Context, r api.BlacklistRequest) (api.Blackl
 			return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "ttl is not a duration such as \"1h\" or \"30m\"")
 		}
 		if d < time.Second || d > MaxTTL {
-			return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "ttl must be between 1s and %s", MaxTTL)
+			return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "ttl must be between 1s and %s", api.ShortDuration(MaxTTL))
 		}
 		exp := millis(now.Add(d))
 		e.ExpiresAt = &exp
