@@ -85,7 +85,6 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		if id.ClientID != clientID {
 			return api.Errorf(api.EFORBIDDEN, "this is another client's stream")
 		}
-		ctx = middleware.WithIdentity(r.Context(), id)
 	}
 	select {
 	case <-s.closing:
