@@ -221,6 +221,48 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	return nil
 }
 
+// runAdminToken runs "admin-token reset": a new admin token whose hash
+// replaces the one in the data dir, printed once on this command's standard
+// output (the operator's terminal, not the server's log). A running server
+// takes it within seconds.
+func runAdminToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "reset" {
+		fmt.Fprintln(stderr, "gateway admin-token takes the subcommand reset")
+		return errUsage
+	}
+	fs, vals := newFlagSet("admin-token reset", stderr)
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return flagErr(err)
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(stderr, "gateway admin-token reset takes no argument")
+		return errUsage
+	}
+	cfg, err := loadConfig(getenv, fs, vals)
+	if err != nil {
+		return err
+	}
+	if cfg.AdminToken != "" {
+		return errors.New("GATEWAY_ADMIN_TOKEN (--admin-token) is set: the admin token comes from there; change it there and restart the server")
+	}
+	// The same checks as the other commands: a data dir the server uses.
+	st, err := openExistingStore(ctx, cfg.DataDir, stderr)
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	tok, err := resetAdminToken(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "new admin token, shown this once (only its hash is kept); a running server takes it within a few seconds and refuses the old one:")
+	fmt.Fprintln(stdout, tok.Reveal())
+	return nil
+}
+
 // readPassword reads a password without echo from a terminal, else one line
 // from standard input; never from the command line, where other users and
 // the shell history would see it.

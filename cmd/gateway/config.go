@@ -33,6 +33,7 @@ type config struct {
 	JWTSecret         api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
 	TokenTTL          time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token (a token claiming a longer one is refused, so shortening it ends longer-lived tokens at once)"`
 	AdminToken        api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
+	PrintAdminToken   bool          `env:"PRINT_ADMIN_TOKEN" envDefault:"true" help:"print the admin token generated at first start on standard output; false keeps it out of the output (docker logs, journald): get one with gateway admin-token reset"`
 	TLSCert           string        `env:"TLS_CERT" help:"PEM certificate file: serve HTTPS"`
 	TLSKey            string        `env:"TLS_KEY" help:"PEM private key file for TLS_CERT"`
 	TLSSelfSigned     bool          `env:"TLS_SELF_SIGNED" envDefault:"false" help:"serve HTTPS with an ECDSA P-256 certificate made and kept in the data dir (its SHA-256 fingerprint is printed for pinning)"`

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/keys"
@@ -87,27 +89,109 @@ func adminTokenHash(cfg config) (hash [sha256.Size]byte, generated api.Secret, e
 		return sha256.Sum256([]byte(cfg.AdminToken.Reveal())), "", nil
 	}
 	path := filepath.Join(cfg.DataDir, adminTokenFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(raw) != sha256.Size {
-			return hash, "", fmt.Errorf("%s is damaged; remove it to make a new admin token", path)
-		}
-		copy(hash[:], raw)
-		return hash, "", nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return hash, "", fmt.Errorf("read admin token hash: %w", err)
+	hash, err = readAdminTokenHash(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return hash, "", err
 	}
-	tok, err := keys.NewToken("gwa_")
+	tok, hash, err := newAdminToken()
 	if err != nil {
 		return hash, "", err
 	}
-	hash = sha256.Sum256([]byte(tok.Reveal()))
 	if err := writeNew(path, []byte(hex.EncodeToString(hash[:])+"\n")); err != nil {
 		return hash, "", fmt.Errorf("keep admin token hash: %w", err)
 	}
 	return hash, tok, nil
+}
+
+// readAdminTokenHash reads the admin token's hash kept at path; the error
+// wraps fs.ErrNotExist when there is none.
+func readAdminTokenHash(path string) (hash [sha256.Size]byte, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return hash, err
+		}
+		return hash, fmt.Errorf("read admin token hash: %w", err)
+	}
+	raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(raw) != sha256.Size {
+		return hash, fmt.Errorf("%s is damaged; run gateway admin-token reset to make a new admin token", path)
+	}
+	copy(hash[:], raw)
+	return hash, nil
+}
+
+// newAdminToken makes an admin token (256 random bits) and its hash.
+func newAdminToken() (api.Secret, [sha256.Size]byte, error) {
+	tok, err := keys.NewToken("gwa_")
+	if err != nil {
+		return "", [sha256.Size]byte{}, err
+	}
+	return tok, sha256.Sum256([]byte(tok.Reveal())), nil
+}
+
+// resetAdminToken makes a new admin token and replaces the hash kept in dir
+// by its own (written beside it, then renamed over it, so that a server
+// reading it sees the old hash or the new one, never half of one). It
+// returns the token, which is nowhere else.
+func resetAdminToken(dir string) (api.Secret, error) {
+	tok, hash, err := newAdminToken()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, adminTokenFile+".*") // owner-only
+	if err != nil {
+		return "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is none
+	if _, err := f.WriteString(hex.EncodeToString(hash[:]) + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, adminTokenFile)); err != nil {
+		return "", fmt.Errorf("keep admin token hash: %w", err)
+	}
+	return tok, nil
+}
+
+// watchAdminToken re-reads the admin token's hash kept in dir every
+// interval, as the store watcher re-reads what the command line changed,
+// and calls set when it changed (`gateway admin-token reset` beside a
+// running server). It returns when ctx ends.
+func watchAdminToken(ctx context.Context, dir string, every time.Duration, seen [sha256.Size]byte, set func([sha256.Size]byte), log *slog.Logger) {
+	path := filepath.Join(dir, adminTokenFile)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h, err := readAdminTokenHash(path)
+		if err != nil {
+			// Kept (the old token still works) until the file is right again.
+			if !failing {
+				log.Warn("admin token hash unreadable; the current admin token stays", slog.Any("err", err))
+			}
+			failing = true
+			continue
+		}
+		failing = false
+		if h != seen {
+			seen = h
+			set(h)
+			log.Info("admin token replaced (gateway admin-token reset); the previous one no longer works")
+		}
+	}
 }
 
 // writeNew writes a new owner-only file, failing if it exists.

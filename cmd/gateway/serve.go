@@ -237,6 +237,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return nil
 	})
 
+	if cfg.AdminToken == "" {
+		goBG("admin token watch", func(ctx context.Context) error {
+			watchAdminToken(ctx, cfg.DataDir, time.Second, adminHash, sess.SetAdminTokenHash, log.With("component", "sessions"))
+			return nil
+		})
+	}
+
 	m.Watch(metrics.Sources{Buses: metricLinks, Hub: streams, Bridge: br, Bans: bn, Gate: gate, Blacklist: bl})
 	hcfg := handlers.Config{
 		Logger:         log.With("component", "http"),
@@ -299,8 +306,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 	}()
 	base := fmt.Sprintf("%s://%s", scheme, ln.Addr())
-	if newAdminToken != "" {
+	switch {
+	case newAdminToken != "" && cfg.PrintAdminToken:
 		fmt.Fprintf(stdout, "admin token (shown once, only its hash is kept): %s\n", newAdminToken.Reveal())
+	case newAdminToken != "":
+		// Kept out of this output (docker logs, journald): the operator
+		// makes the token on the host, where it shows on their terminal.
+		fmt.Fprintln(stdout, "admin token made but not shown (GATEWAY_PRINT_ADMIN_TOKEN=false); run gateway admin-token reset on this host, with the same data dir, to get one")
 	}
 	fmt.Fprintf(stdout, "gateway listening on %s (console %s/)\n", base, base)
 	shown := make([]string, len(busURLs))

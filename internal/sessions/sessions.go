@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -72,6 +73,7 @@ type Sessions struct {
 	log     *slog.Logger
 	hashing chan struct{}
 	keys    verifiedKeys
+	admin   atomic.Pointer[[sha256.Size]byte] // the admin token's hash, replaced by SetAdminTokenHash
 }
 
 // New builds Sessions. streams and bridge may be nil (the command line has
@@ -89,7 +91,20 @@ func New(cfg Config, t *tokens.Tokens, c Clients, streams Kicker, bridge Forgett
 	if cfg.MaxHashing <= 0 {
 		cfg.MaxHashing = runtime.NumCPU()
 	}
-	return &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing)}, nil
+	s := &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing)}
+	h := cfg.AdminTokenHash
+	s.admin.Store(&h)
+	return s, nil
+}
+
+// SetAdminTokenHash replaces the admin token's hash (a new token made by
+// `gateway admin-token reset`): from now on only the new token is the
+// admin's. The zero hash is ignored.
+func (s *Sessions) SetAdminTokenHash(hash [sha256.Size]byte) {
+	if hash == ([sha256.Size]byte{}) {
+		return
+	}
+	s.admin.Store(&hash)
 }
 
 // ErrWrongKey refuses an unknown client or a wrong access key (a login, a
@@ -317,5 +332,6 @@ func (s *Sessions) PeekTicket(ctx context.Context, ticket string) (middleware.Id
 // IsAdmin reports whether token is the admin token, in constant time.
 func (s *Sessions) IsAdmin(token string) bool {
 	h := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(h[:], s.cfg.AdminTokenHash[:]) == 1
+	want := s.admin.Load()
+	return subtle.ConstantTimeCompare(h[:], want[:]) == 1
 }

@@ -381,6 +381,21 @@ func TestIsAdmin(t *testing.T) {
 	}
 }
 
+// TestSetAdminTokenHash: a new hash makes the new token the admin's and
+// the old one not; the zero hash changes nothing.
+func TestSetAdminTokenHash(t *testing.T) {
+	f := newFixture(t)
+	next := "gwa_the-next-admin-token-0123456789"
+	f.s.SetAdminTokenHash(sha256.Sum256([]byte(next)))
+	if !f.s.IsAdmin(next) || f.s.IsAdmin(adminToken) {
+		t.Fatalf("after the change: new token %v, old token %v; want true, false", f.s.IsAdmin(next), f.s.IsAdmin(adminToken))
+	}
+	f.s.SetAdminTokenHash([sha256.Size]byte{})
+	if !f.s.IsAdmin(next) || f.s.IsAdmin("") {
+		t.Fatal("the zero hash replaced the admin token's")
+	}
+}
+
 func TestTicketSingleUse(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
