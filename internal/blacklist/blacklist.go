@@ -187,15 +187,8 @@ func hostPrefix(a netip.Addr) netip.Prefix {
 // addresses are looked up as IPv4, so a dual-stack listener cannot be used
 // to dodge an IPv4 entry.
 func (b *Blacklist) Blocked(addr netip.Addr) bool {
-	addr = addr.Unmap().WithZone("")
-	s := b.snap.Load()
-	var t *table
-	switch {
-	case addr.Is4():
-		t = &s.v4
-	case addr.Is6():
-		t = &s.v6
-	default:
+	t, addr := b.snap.Load().tableFor(addr)
+	if t == nil {
 		return false
 	}
 	var now int64
@@ -221,19 +214,26 @@ func (b *Blacklist) Blocked(addr netip.Addr) bool {
 	return false
 }
 
+// tableFor returns the table that holds addr's family and addr as it is
+// looked up there: IPv4-mapped IPv6 as IPv4, without a zone. nil for an
+// invalid address.
+func (s *snapshot) tableFor(addr netip.Addr) (*table, netip.Addr) {
+	addr = addr.Unmap().WithZone("")
+	switch {
+	case addr.Is4():
+		return &s.v4, addr
+	case addr.Is6():
+		return &s.v6, addr
+	}
+	return nil, addr
+}
+
 // BlockedUntil is Blocked, and when the block ends: the latest expiry of
 // the entries addr is in, the zero time when one never expires. It lets a
 // refusal say when to come back.
 func (b *Blacklist) BlockedUntil(addr netip.Addr) (bool, time.Time) {
-	addr = addr.Unmap().WithZone("")
-	s := b.snap.Load()
-	var t *table
-	switch {
-	case addr.Is4():
-		t = &s.v4
-	case addr.Is6():
-		t = &s.v6
-	default:
+	t, addr := b.snap.Load().tableFor(addr)
+	if t == nil {
 		return false, time.Time{}
 	}
 	now := b.now().UnixNano()
