@@ -85,30 +85,18 @@ func (t *Tokens) IssueTicket(c Claims) (api.Secret, time.Duration, error) {
 // ticket: a second use fails. An unknown or expired ticket, or one whose
 // session was revoked meanwhile, is EUNAUTHORIZED.
 func (t *Tokens) RedeemTicket(s string) (Claims, error) {
-	if s == "" || len(s) > maxTicketLen {
-		return Claims{}, unauthorized(detailTicket)
-	}
-	h := sha256.Sum256([]byte(s))
-	ts := &t.tickets
-	ts.mu.Lock()
-	tk, ok := ts.byHash[h]
-	if ok {
-		ts.removeLocked(h, tk)
-	}
-	ts.mu.Unlock()
-	now := t.cfg.Now()
-	switch {
-	case !ok || !now.Before(tk.expires):
-		return Claims{}, unauthorized(detailTicket)
-	case t.rev.Revoked(tk.claims.ID):
-		return Claims{}, unauthorized(detailRevoked)
-	}
-	return tk.claims, nil
+	return t.ticket(s, true)
 }
 
 // PeekTicket checks a ticket as RedeemTicket does, and returns the session
 // it stands for, but leaves it unspent.
 func (t *Tokens) PeekTicket(s string) (Claims, error) {
+	return t.ticket(s, false)
+}
+
+// ticket looks a ticket up, spending it when spend is set (the lookup and
+// the removal under one lock, so that of two uses at once one wins).
+func (t *Tokens) ticket(s string, spend bool) (Claims, error) {
 	if s == "" || len(s) > maxTicketLen {
 		return Claims{}, unauthorized(detailTicket)
 	}
@@ -116,6 +104,9 @@ func (t *Tokens) PeekTicket(s string) (Claims, error) {
 	ts := &t.tickets
 	ts.mu.Lock()
 	tk, ok := ts.byHash[h]
+	if ok && spend {
+		ts.removeLocked(h, tk)
+	}
 	ts.mu.Unlock()
 	now := t.cfg.Now()
 	switch {
