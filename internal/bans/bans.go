@@ -409,6 +409,14 @@ func (b *Bans) loginFailed(key string) {
 	b.loginFailures.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	r := b.loginRecordLocked(key, now)
+	r.n++
+	r.last = now
+}
+
+// loginRecordLocked returns key's record, made when missing and counted
+// afresh when its last entry is more than Window before now. b.mu held.
+func (b *Bans) loginRecordLocked(key string, now int64) *loginRecord {
 	r, ok := b.clients.get(key)
 	if !ok {
 		r = &loginRecord{}
@@ -417,8 +425,7 @@ func (b *Bans) loginFailed(key string) {
 	if now-r.last > int64(b.cfg.Window) {
 		r.n = 0
 	}
-	r.n++
-	r.last = now
+	return r
 }
 
 // AttemptDelay counts an attempt for key (a client's intent passwords)
@@ -431,14 +438,7 @@ func (b *Bans) AttemptDelay(key string) time.Duration {
 	now := b.cfg.Now().UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r, ok := b.clients.get(key)
-	if !ok {
-		r = &loginRecord{}
-		b.clients.put(key, r)
-	}
-	if now-r.last > int64(b.cfg.Window) {
-		r.n = 0
-	}
+	r := b.loginRecordLocked(key, now)
 	over := r.n - b.cfg.LoginFree
 	r.n++
 	r.last = now
