@@ -91,6 +91,9 @@ func (s *Server) routes() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.BodyLimit(s.cfg.MaxBodyBytes), middleware.BodyTimeout(s.cfg.BodyTimeout))
 		r.With(s.limit(s.deps.Limits.LoginPerAddr, middleware.ByAddr)).Post("/v1/sessions", s.wrap(s.handleLogin))
+		// A refresh authenticates itself: a Bearer token, or the console's
+		// cookie from the gateway's own origin.
+		r.Post("/v1/sessions/current/refresh", s.wrap(s.handleRefresh))
 
 		// Clients, with a session token.
 		r.Group(func(r chi.Router) {

@@ -29,6 +29,8 @@ type Sessions interface {
 	middleware.KeyVerifier
 	Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error)
 	Logout(ctx context.Context, id middleware.Identity) error
+	// Refresh gives a session a new token and revokes the one it had.
+	Refresh(ctx context.Context, id middleware.Identity) (api.SessionResponse, error)
 	Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error)
 	// PeekTicket checks a stream ticket as RedeemTicket does, without
 	// spending it; RedeemTicket spends it.

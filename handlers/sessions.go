@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -26,6 +28,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	s.setSessionCookie(w, resp)
+	return writeJSON(w, http.StatusCreated, resp)
+}
+
+// setSessionCookie gives the browser the session's token as an HttpOnly,
+// SameSite=Strict cookie scoped to /v1/, expiring with the token.
+func (s *Server) setSessionCookie(w http.ResponseWriter, resp api.SessionResponse) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     CookieName,
 		Value:    resp.Token.Reveal(),
@@ -36,7 +45,69 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		Secure:   s.cfg.SecureCookies,
 		SameSite: http.SameSiteStrictMode,
 	})
-	return writeJSON(w, http.StatusCreated, resp)
+}
+
+// handleRefresh gives the session a new token valid for a full TTL and
+// revokes the one it was asked with (Sessions.Refresh): the console calls it
+// when the page loads, to resume the session its cookie names without ever
+// keeping the token in web storage, and again before the token expires.
+// It takes a Bearer token, or the session cookie from the gateway's own
+// origin only (refreshCookieIdentity).
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.refreshIdentity(r)
+	if err != nil {
+		if s.cfg.AuthFailed != nil && api.ErrorCode(err) == api.EUNAUTHORIZED {
+			s.cfg.AuthFailed(r, err)
+		}
+		return err
+	}
+	ctx := middleware.WithIdentity(r.Context(), id)
+	resp, err := s.deps.Sessions.Refresh(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(w, resp)
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// refreshIdentity authenticates a refresh: a Bearer token, else the session
+// cookie. The cookie is SameSite=Strict, so no other site's page sends it;
+// a refresh by cookie must also come from the gateway's own origin
+// (Sec-Fetch-Site, or Origin where a browser sends no Sec-Fetch-Site), so
+// that a page on a sibling host of the same site cannot rotate a session's
+// token under the console's feet. Clients without a browser send their
+// token.
+func (s *Server) refreshIdentity(r *http.Request) (middleware.Identity, error) {
+	if tok, ok := middleware.BearerToken(r); ok {
+		return s.deps.Sessions.VerifySession(r.Context(), tok)
+	}
+	c, err := r.Cookie(CookieName)
+	if err != nil || c.Value == "" {
+		return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "a Bearer token or the session cookie is required")
+	}
+	if !sameOrigin(r) {
+		return middleware.Identity{}, api.Errorf(api.EFORBIDDEN, "a refresh by session cookie must come from the gateway's own pages")
+	}
+	return s.deps.Sessions.VerifySession(r.Context(), c.Value)
+}
+
+// sameOrigin says whether a browser sent r from a page of r's own origin:
+// Sec-Fetch-Site says so where the browser sends it (it cannot be set by a
+// page), else the Origin header must name r's host.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin":
+		return true
+	case "":
+		o := r.Header.Get("Origin")
+		if o == "" || o == "null" {
+			return false
+		}
+		u, err := url.Parse(o)
+		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	default:
+		return false
+	}
 }
 
 // handleLogout revokes the session's token at once and ends its streams.

@@ -625,3 +625,118 @@ func TestAdminRenamesAClient(t *testing.T) {
 	wantStatus(t, g.call(t, http.MethodPatch, "/v1/admin/clients/loft", g.AdminToken, api.NamesRequest{Name: "x", Aliases: []string{"wine"}}, nil), http.StatusConflict)
 	wantStatus(t, g.call(t, http.MethodPatch, "/v1/admin/clients/ghost", g.AdminToken, api.NamesRequest{Name: "x"}, nil), http.StatusNotFound)
 }
+
+// TestSessionRefresh: a refresh gives the session a new token (the old one
+// lives on until its expiry, for another tab); the console's cookie
+// refreshes only from the gateway's own pages; a logout ends every token of
+// the session (issue 17, item 5).
+func TestSessionRefresh(t *testing.T) {
+	g := startGateway(t, nil)
+	key := g.createClient(t, "deck")
+	first := g.login(t, "deck", key)
+
+	refresh := func(t *testing.T, token string, cookie *http.Cookie, header http.Header) (*http.Response, api.SessionResponse) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, g.URL+"/v1/sessions/current/refresh", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s api.SessionResponse
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp, s
+	}
+	sessionCookie := func(t *testing.T, resp *http.Response) *http.Cookie {
+		t.Helper()
+		for _, c := range resp.Cookies() {
+			if c.Name == "gw_session" && c.Value != "" {
+				if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/v1/" {
+					t.Fatalf("session cookie %+v", c)
+				}
+				return c
+			}
+		}
+		t.Fatal("no session cookie")
+		return nil
+	}
+
+	// By Bearer token: same session, a new token.
+	resp, second := refresh(t, first.Token.Reveal(), nil, nil)
+	wantStatus(t, resp, http.StatusOK)
+	if second.SessionID != first.SessionID || second.ClientID != "deck" || second.Token == first.Token {
+		t.Fatalf("refreshed %+v from %+v", second, first)
+	}
+	cookie := sessionCookie(t, resp)
+	if cookie.Value != second.Token.Reveal() {
+		t.Fatal("the renewed cookie is not the new token")
+	}
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", second.Token.Reveal(), nil, nil), http.StatusOK)
+
+	// By cookie: only from the gateway's own pages.
+	for _, h := range []http.Header{
+		nil,
+		{"Origin": {"http://evil.example"}},
+		{"Origin": {"null"}},
+		{"Sec-Fetch-Site": {"same-site"}, "Origin": {g.URL}},
+		{"Sec-Fetch-Site": {"cross-site"}},
+	} {
+		resp, _ := refresh(t, "", cookie, h)
+		wantStatus(t, resp, http.StatusForbidden)
+	}
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", second.Token.Reveal(), nil, nil), http.StatusOK)
+	resp, third := refresh(t, "", cookie, http.Header{"Sec-Fetch-Site": {"same-origin"}})
+	wantStatus(t, resp, http.StatusOK)
+	if third.SessionID != first.SessionID || third.Token == second.Token {
+		t.Fatalf("refreshed by cookie %+v", third)
+	}
+	cookie = sessionCookie(t, resp)
+	resp, fourth := refresh(t, "", cookie, http.Header{"Origin": {g.URL}})
+	wantStatus(t, resp, http.StatusOK)
+
+	// Nothing to refresh with, or a token that is not one.
+	resp, _ = refresh(t, "", nil, http.Header{"Sec-Fetch-Site": {"same-origin"}})
+	wantStatus(t, resp, http.StatusUnauthorized)
+	resp, _ = refresh(t, "not-a-token", nil, nil)
+	wantStatus(t, resp, http.StatusUnauthorized)
+
+	// The session goes on: a stream with the new token, an answer on it;
+	// a logout with it ends the session whatever token it had.
+	st := g.openStream(t, "deck", bearer(fourth.Token.Reveal()))
+	st.next(t, api.EventReady)
+	say(t, g, fourth.Token.Reveal(), "hello")
+	if sp := decode[api.SpeakEvent](t, st.next(t, api.EventSpeak).Data); sp.SessionID == nil || *sp.SessionID != first.SessionID {
+		t.Fatalf("speak %+v does not name the session", sp)
+	}
+	wantStatus(t, g.call(t, http.MethodDelete, "/v1/sessions/current", fourth.Token.Reveal(), nil, nil), http.StatusNoContent)
+	st.waitClosed(t)
+	for _, tok := range []api.Secret{first.Token, second.Token, third.Token, fourth.Token} {
+		wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", tok.Reveal(), nil, nil), http.StatusUnauthorized)
+		resp, _ = refresh(t, tok.Reveal(), nil, nil)
+		wantStatus(t, resp, http.StatusUnauthorized)
+	}
+	resp, _ = refresh(t, "", cookie, http.Header{"Sec-Fetch-Site": {"same-origin"}})
+	wantStatus(t, resp, http.StatusUnauthorized)
+
+	for _, s := range []string{key, first.Token.Reveal(), second.Token.Reveal(), third.Token.Reveal(), fourth.Token.Reveal()} {
+		if strings.Contains(g.Logs.String(), s) {
+			t.Fatal("a secret reached the logs")
+		}
+	}
+}

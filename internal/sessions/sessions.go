@@ -131,14 +131,39 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 		return api.SessionResponse{}, err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "login", slog.String("client_id", c.ID), slog.String("session_id", claims.SessionID), slog.String("addr", addr.String()))
+	return sessionResponse(tok, claims), nil
+}
+
+// Refresh gives the session id speaks for a new token valid for a full TTL:
+// the session (its id, its bus session, its streams) goes on. The token it
+// was asked with stays valid until its own expiry, since another tab of the
+// same browser may hold it; a logout with any of them ends them all. It is
+// how the console stays signed in across a reload and past the first
+// token's expiry.
+func (s *Sessions) Refresh(ctx context.Context, id middleware.Identity) (api.SessionResponse, error) {
+	if id.Admin || id.SessionID == "" || id.TokenID == "" {
+		return api.SessionResponse{}, api.Errorf(api.EUNAUTHORIZED, "only a client's session can be refreshed")
+	}
+	tok, claims, err := s.tokens.Renew(tokens.Claims{
+		ClientID: id.ClientID, SessionID: id.SessionID, ID: id.TokenID, KeyVersion: id.KeyVersion, ExpiresAt: id.ExpiresAt,
+	})
+	if err != nil {
+		return api.SessionResponse{}, err
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "session refreshed", slog.String("client_id", id.ClientID), slog.String("session_id", id.SessionID))
+	return sessionResponse(tok, claims), nil
+}
+
+// sessionResponse is the answer to a login or a refresh.
+func sessionResponse(tok api.Secret, claims tokens.Claims) api.SessionResponse {
 	return api.SessionResponse{
 		Token:     tok,
 		TokenType: "Bearer",
 		ExpiresIn: int64(time.Until(claims.ExpiresAt).Round(time.Second) / time.Second),
 		ExpiresAt: claims.ExpiresAt.UTC(),
-		ClientID:  c.ID,
+		ClientID:  claims.ClientID,
 		SessionID: claims.SessionID,
-	}, nil
+	}
 }
 
 // checkKey checks the access key of the client named by id or alias, as a

@@ -549,3 +549,60 @@ func TestThrottleIsToldTheAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestRefresh: a refreshed session keeps its id and gets a token that
+// outlives the first; the first stays valid until its own expiry (another
+// tab may hold it), and a logout with either token ends both (issue 17,
+// item 5).
+func TestRefresh(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first := f.login(t)
+	id, err := f.s.VerifySession(ctx, first.Token.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(tokens.DefaultTTL - 10*time.Minute)
+	r, err := f.s.Refresh(ctx, id)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if r.SessionID != first.SessionID || r.ClientID != "kitchen" || r.TokenType != "Bearer" {
+		t.Fatalf("refreshed %+v, want session %q of kitchen", r, first.SessionID)
+	}
+	if r.Token == first.Token || !r.ExpiresAt.After(first.ExpiresAt) || r.ExpiresIn <= 0 {
+		t.Fatalf("refreshed token new=%v expires %v (in %d s), want a new one outliving %v", r.Token != first.Token, r.ExpiresAt, r.ExpiresIn, first.ExpiresAt)
+	}
+	if _, err := f.s.VerifySession(ctx, first.Token.Reveal()); err != nil {
+		t.Fatalf("the first token, not yet expired, is refused: %v", err)
+	}
+	f.clock.advance(30 * time.Minute) // past the first token's expiry
+	_, err = f.s.VerifySession(ctx, first.Token.Reveal())
+	wantErr(t, err, nil, api.EUNAUTHORIZED)
+	id2, err := f.s.VerifySession(ctx, r.Token.Reveal())
+	if err != nil {
+		t.Fatalf("the refreshed token is refused: %v", err)
+	}
+	again, err := f.s.Refresh(ctx, id2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A logout with the newest token ends every token of the session.
+	if err := f.s.Logout(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []api.Secret{r.Token, again.Token} {
+		_, err = f.s.VerifySession(ctx, tok.Reveal())
+		wantErr(t, err, nil, api.EUNAUTHORIZED)
+	}
+	// A refresh racing the logout (verified just before it) must not hand
+	// the logged-out session a live token.
+	if _, err := f.s.Refresh(ctx, id2); api.ErrorCode(err) != api.EUNAUTHORIZED {
+		t.Fatalf("refresh after logout = %v, want EUNAUTHORIZED", err)
+	}
+	admin := id2 // the identity's type may move; the test never spells it
+	admin.ClientID, admin.SessionID, admin.TokenID, admin.Admin = "", "", "", true
+	if _, err := f.s.Refresh(ctx, admin); api.ErrorCode(err) != api.EUNAUTHORIZED {
+		t.Fatalf("refresh of the admin = %v, want EUNAUTHORIZED", err)
+	}
+}

@@ -52,7 +52,7 @@ func (t *Tokens) IssueTicket(c Claims) (api.Secret, time.Duration, error) {
 		return "", 0, unauthorized(detailInvalid)
 	case !now.Before(c.ExpiresAt):
 		return "", 0, unauthorized(detailExpired)
-	case t.rev.Revoked(c.ID):
+	case t.revoked(c):
 		return "", 0, unauthorized(detailRevoked)
 	}
 	expires := now.Add(TicketTTL)
@@ -112,7 +112,7 @@ func (t *Tokens) ticket(s string, spend bool) (Claims, error) {
 	switch {
 	case !ok || !now.Before(tk.expires):
 		return Claims{}, unauthorized(detailTicket)
-	case t.rev.Revoked(tk.claims.ID):
+	case t.revoked(tk.claims):
 		return Claims{}, unauthorized(detailRevoked)
 	}
 	return tk.claims, nil

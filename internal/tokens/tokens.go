@@ -71,7 +71,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Revocations remembers logged-out tokens until they expire. store.Store
+// Revocations remembers logged-out sessions (by session id; tokens by token
+// id before) until their tokens expire. store.Store
 // implements it; a shared implementation lets several gateways agree.
 type Revocations interface {
 	Revoke(ctx context.Context, jti string, until time.Time) error
@@ -185,6 +186,38 @@ func (t *Tokens) Issue(clientID string, keyVersion int64) (api.Secret, Claims, e
 	return api.Secret(s), c, nil
 }
 
+// Renew makes a new token for the session c names, valid for a full TTL from
+// now: same client, session and key version, a new token id. The old token
+// stays valid until its own expiry (another tab of the same browser may hold
+// it); Revoke ends every token of the session at once. A revoked session is
+// not renewed (a refresh racing a logout loses).
+func (t *Tokens) Renew(c Claims) (api.Secret, Claims, error) {
+	if c.ClientID == "" || c.SessionID == "" {
+		return "", Claims{}, errors.New("tokens: renew: claims without client or session")
+	}
+	if t.revoked(c) {
+		return "", Claims{}, unauthorized(detailRevoked)
+	}
+	jti, err := randomID()
+	if err != nil {
+		return "", Claims{}, err
+	}
+	now := t.cfg.Now().UTC().Truncate(time.Second)
+	n := Claims{
+		ClientID:   c.ClientID,
+		SessionID:  c.SessionID,
+		ID:         jti,
+		KeyVersion: c.KeyVersion,
+		IssuedAt:   now,
+		ExpiresAt:  now.Add(t.cfg.TTL).Truncate(time.Second),
+	}
+	s, err := t.sign(n)
+	if err != nil {
+		return "", Claims{}, err
+	}
+	return api.Secret(s), n, nil
+}
+
 // sign encodes and signs c exactly as Issue does.
 func (t *Tokens) sign(c Claims) (string, error) {
 	kv := c.KeyVersion
@@ -224,7 +257,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		if !t.cfg.Now().Before(c.ExpiresAt.Add(t.cfg.Leeway)) {
 			return Claims{}, unauthorized(detailExpired)
 		}
-		if t.rev.Revoked(c.ID) {
+		if t.revoked(c) {
 			return Claims{}, unauthorized(detailRevoked)
 		}
 		return c, nil
@@ -256,9 +289,6 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if !numericTimes(token) {
 		return Claims{}, unauthorized(detailInvalid)
 	}
-	if t.rev.Revoked(jc.ID) {
-		return Claims{}, unauthorized(detailRevoked)
-	}
 	c := Claims{
 		ClientID:   jc.Subject,
 		SessionID:  jc.SessionID,
@@ -266,6 +296,9 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		KeyVersion: *jc.KeyVersion,
 		IssuedAt:   jc.IssuedAt.UTC(),
 		ExpiresAt:  jc.ExpiresAt.UTC(),
+	}
+	if t.revoked(c) {
+		return Claims{}, unauthorized(detailRevoked)
 	}
 	t.verified.put(key, c, t.cfg.Now())
 	return c, nil
@@ -314,17 +347,31 @@ func numericTimes(token string) bool {
 	return true
 }
 
-// Revoke ends the session of c at once: its token is refused from now on,
-// and so are the stream tickets it obtained. The revocation is kept until
-// the token would have expired anyway.
+// Revoke ends the session of c at once: every token of the session (the
+// one it was issued with and those Renew made since) is refused from now
+// on, and so are the stream tickets they obtained. The revocation is kept
+// until the session's newest token would have expired anyway.
+//
+// A session is revoked under its id, where older versions revoked a token
+// under its token id (both are still honoured): the two are 128-bit random
+// ids from one generator, so they share the Revocations' key space safely.
 func (t *Tokens) Revoke(ctx context.Context, c Claims) error {
-	if c.ID == "" {
-		return api.Errorf(api.EINVALID, "claims without token id")
+	if c.SessionID == "" {
+		return api.Errorf(api.EINVALID, "claims without session id")
 	}
-	if err := t.rev.Revoke(ctx, c.ID, c.ExpiresAt.Add(t.cfg.Leeway)); err != nil {
+	until := t.cfg.Now().Add(t.cfg.TTL)
+	if c.ExpiresAt.After(until) {
+		until = c.ExpiresAt
+	}
+	if err := t.rev.Revoke(ctx, c.SessionID, until.Add(t.cfg.Leeway)); err != nil {
 		return fmt.Errorf("tokens: revoke: %w", err)
 	}
 	return nil
+}
+
+// revoked says whether c's session, or c's token alone, was revoked.
+func (t *Tokens) revoked(c Claims) bool {
+	return t.rev.Revoked(c.SessionID) || t.rev.Revoked(c.ID)
 }
 
 // Reason returns the machine word for a Verify, RedeemTicket or IssueTicket

@@ -293,6 +293,55 @@ func TestVerifyLeewayAndExpiry(t *testing.T) {
 	}
 }
 
+func TestRenew(t *testing.T) {
+	tk, clk := newTokens(t)
+	first, issued, err := tk.Issue("kitchen", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(50 * time.Minute)
+	tok, renewed, err := tk.Renew(issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.ClientID != "kitchen" || renewed.SessionID != issued.SessionID || renewed.KeyVersion != 3 {
+		t.Fatalf("renewed %+v does not continue %+v", renewed, issued)
+	}
+	if renewed.ID == issued.ID {
+		t.Fatal("the renewed token has the old token's id: revoking one would revoke both")
+	}
+	if !renewed.IssuedAt.Equal(clk.Now()) || !renewed.ExpiresAt.Equal(clk.Now().Add(DefaultTTL)) {
+		t.Fatalf("times: %v .. %v, want a full TTL from now", renewed.IssuedAt, renewed.ExpiresAt)
+	}
+	// Past the first token's expiry the renewed one still verifies.
+	clk.Add(30 * time.Minute)
+	got, err := tk.Verify(tok.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != renewed {
+		t.Fatalf("Verify = %+v, want %+v", got, renewed)
+	}
+	// Revoking either token ends the session: both are refused, and
+	// neither is renewed.
+	clk.Add(-30 * time.Minute)
+	if _, err := tk.Verify(first.Reveal()); err != nil {
+		t.Fatalf("the first token, not yet expired, is refused: %v", err)
+	}
+	if err := tk.Revoke(context.Background(), issued); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []api.Secret{first, tok} {
+		_, err := tk.Verify(tok.Reveal())
+		wantUnauthorized(t, err, ReasonRevoked)
+	}
+	_, _, err = tk.Renew(renewed)
+	wantUnauthorized(t, err, ReasonRevoked)
+	if _, _, err := tk.Renew(Claims{ClientID: "kitchen"}); err == nil {
+		t.Fatal("Renew of claims without a session succeeded")
+	}
+}
+
 func TestRevoke(t *testing.T) {
 	tk, _ := newTokens(t)
 	tok, c, err := tk.Issue("kitchen", 1)
