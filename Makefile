@@ -3,9 +3,9 @@
 GO ?= go
 GOTESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: test fmt-check vet lint unit run build bench fuzz-smoke browser
+.PHONY: test fmt-check vet lint unit run build bench fuzz-smoke browser redis
 
-test: fmt-check vet lint browser unit
+test: fmt-check vet lint browser redis unit
 
 # The console's browser tests (web/) drive Debian's chromium headless, never a
 # downloaded browser: install it when it is missing (CI runs as root).
@@ -15,6 +15,15 @@ browser:
 		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# The tests of the Redis implementations start their own Debian redis-server
+# (internal/redistest), never a fake: install it when it is missing, as above.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing Debian's redis-server for the tests of the Redis state"; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server; }
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
