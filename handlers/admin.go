@@ -4,11 +4,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/middleware"
 )
 
@@ -102,18 +102,9 @@ func (s *Server) handleUnprotect(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// covers reports whether cidr (a range, or one address) contains addr; an
+// covers reports whether the range r (or one address) contains addr; an
 // entry that does not parse is left to the blacklist to refuse.
-func covers(cidr string, addr netip.Addr) bool {
-	if !addr.IsValid() {
-		return false
-	}
-	addr = addr.Unmap()
-	if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil {
-		return p.Masked().Contains(addr)
-	}
-	if a, err := netip.ParseAddr(strings.TrimSpace(cidr)); err == nil {
-		return a.Unmap() == addr
-	}
-	return false
+func covers(r string, addr netip.Addr) bool {
+	p, err := cidr.Parse(r)
+	return err == nil && addr.IsValid() && p.Contains(addr.Unmap().WithZone(""))
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/keys"
 )
@@ -132,11 +133,11 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 		if err := want(1); err != nil {
 			return err
 		}
-		prefixes, err := parsePrefixes(pos)
-		if err != nil || len(prefixes) != 1 {
-			return api.Errorf(api.EINVALID, "%q is not a CIDR or an address", pos[0])
+		p, err := cidr.Parse(pos[0])
+		if err != nil {
+			return err
 		}
-		e := api.BlacklistEntry{CIDR: prefixes[0].String(), Reason: reason, Source: api.BlacklistAdmin, CreatedAt: time.Now().UTC()}
+		e := api.BlacklistEntry{CIDR: p.String(), Reason: reason, Source: api.BlacklistAdmin, CreatedAt: time.Now().UTC()}
 		if ttl != "" {
 			d, err := time.ParseDuration(ttl)
 			if err != nil || d <= 0 {
@@ -171,14 +172,14 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 		if err := want(1); err != nil {
 			return err
 		}
-		prefixes, err := parsePrefixes(pos)
-		if err != nil || len(prefixes) != 1 {
-			return api.Errorf(api.EINVALID, "%q is not a CIDR or an address", pos[0])
-		}
-		if err := st.RemoveBlacklist(ctx, prefixes[0].String()); err != nil {
+		p, err := cidr.Parse(pos[0])
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s removed from the blacklist\n", prefixes[0])
+		if err := st.RemoveBlacklist(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s removed from the blacklist\n", p)
 	case "intents protect":
 		if err := want(1); err != nil {
 			return err

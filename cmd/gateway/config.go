@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/buses"
+	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/settings"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -150,33 +151,11 @@ func (c config) validate() error {
 		name  string
 		cidrs []string
 	}{{"GATEWAY_IP_BLACKLIST", c.IPBlacklist}, {"GATEWAY_IP_ALLOWLIST", c.IPAllowlist}, {"GATEWAY_TRUSTED_PROXIES", c.TrustedProxies}} {
-		if _, err := parsePrefixes(list.cidrs); err != nil {
+		if _, err := cidr.ParseList(list.cidrs); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// parsePrefixes parses CIDRs; a bare address stands for one host.
-func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(cidrs))
-	for _, c := range cidrs {
-		c = strings.TrimSpace(c)
-		if c == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(c); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(c)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR or an address", c)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
 }
 
 // printSettings writes the settings table for --help.

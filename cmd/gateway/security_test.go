@@ -120,7 +120,7 @@ func TestBannedCallerIsToldUntilWhen(t *testing.T) {
 func TestAdminCannotBlockThemselvesByMistake(t *testing.T) {
 	g := startGateway(t, map[string]string{"IP_ALLOWLIST": ""})
 	admin := g.from(t, "127.0.0.15")
-	for _, cidr := range []string{"127.0.0.0/8", "127.0.0.15", "127.0.0.15/32"} {
+	for _, cidr := range []string{"127.0.0.0/8", "127.0.0.15", "127.0.0.15/32", "::ffff:127.0.0.0/104"} {
 		var p api.Problem
 		resp := admin.call(t, http.MethodPost, "/v1/admin/blacklist", g.AdminToken, api.BlacklistRequest{CIDR: cidr}, &p)
 		wantStatus(t, resp, http.StatusConflict)

@@ -21,6 +21,7 @@ import (
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/buses"
+	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/dirlock"
 	"github.com/ovosgw/gateway/internal/hub"
@@ -74,9 +75,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	// Validated by loadConfig.
-	trusted, _ := parsePrefixes(cfg.TrustedProxies)
-	blocked, _ := parsePrefixes(cfg.IPBlacklist)
-	allowed, _ := parsePrefixes(cfg.IPAllowlist)
+	trusted, _ := cidr.ParseList(cfg.TrustedProxies)
+	blocked, _ := cidr.ParseList(cfg.IPBlacklist)
+	allowed, _ := cidr.ParseList(cfg.IPAllowlist)
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	if cfg.TLSSelfSigned {
 		var fp string

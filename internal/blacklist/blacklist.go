@@ -25,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/cidr"
 )
 
 // Limits on what the admin may add.
@@ -40,8 +41,6 @@ const (
 	// configuration may still list anything.
 	MinBits4 = 8
 	MinBits6 = 16
-	// maxCIDRLen bounds the text parsed as a range.
-	maxCIDRLen = 64
 )
 
 // configReason is the reason shown for configured entries.
@@ -117,7 +116,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Blacklist, error) {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("blacklist: invalid configured range %q", p)
 		}
-		p = canonical(p)
+		p = cidr.Canonical(p)
 		if seen[p] {
 			continue
 		}
@@ -131,54 +130,6 @@ func New(ctx context.Context, cfg Config, st Store) (*Blacklist, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// ParsePrefix reads an address range as the API and the configuration write
-// it: a CIDR ("203.0.113.0/24", masked if host bits are set) or a bare
-// address, meaning that one host (/32 or /128). IPv4-mapped IPv6 forms
-// ("::ffff:203.0.113.7") are folded to IPv4, the form Blocked looks up, so a
-// range cannot be written in a spelling that never matches. Zones are
-// refused.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || len(s) > maxCIDRLen {
-		return netip.Prefix{}, api.Errorf(api.EINVALID, "not an IP address or CIDR range")
-	}
-	var p netip.Prefix
-	if strings.Contains(s, "/") {
-		var err error
-		if p, err = netip.ParsePrefix(s); err != nil {
-			return netip.Prefix{}, api.Errorf(api.EINVALID, "%q is not an IP address or CIDR range", s)
-		}
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, api.Errorf(api.EINVALID, "%q is not an IP address or CIDR range", s)
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	return canonical(p), nil
-}
-
-// canonical masks p and folds an IPv4-mapped IPv6 range of /96 or longer to
-// its IPv4 range.
-func canonical(p netip.Prefix) netip.Prefix {
-	a := p.Addr().WithZone("")
-	bits := p.Bits()
-	if a.Is4In6() && bits >= 96 {
-		a, bits = a.Unmap(), bits-96
-	}
-	q, err := a.Prefix(bits)
-	if err != nil {
-		return p.Masked()
-	}
-	return q
-}
-
-// hostPrefix is the one-host range of a.
-func hostPrefix(a netip.Addr) netip.Prefix {
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen())
 }
 
 // Blocked reports whether addr is inside an entry that has not expired. It
@@ -299,7 +250,7 @@ func (b *Blacklist) List(ctx context.Context) ([]api.BlacklistEntry, error) {
 // reason is at most MaxReasonLen printable characters. Anything else is
 // EINVALID. The entry is written to the store before it takes effect.
 func (b *Blacklist) Add(ctx context.Context, r api.BlacklistRequest) (api.BlacklistEntry, error) {
-	p, err := ParsePrefix(r.CIDR)
+	p, err := cidr.Parse(r.CIDR)
 	if err != nil {
 		return api.BlacklistEntry{}, err
 	}
@@ -344,7 +295,7 @@ func (b *Blacklist) Ban(ctx context.Context, addr netip.Addr, reason string, d t
 	if !addr.IsValid() {
 		return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "invalid address")
 	}
-	return b.BanPrefix(ctx, hostPrefix(addr), reason, d)
+	return b.BanPrefix(ctx, cidr.Host(addr), reason, d)
 }
 
 // BanPrefix blocks the range p for d (source "auto"). Callers counting
@@ -356,7 +307,7 @@ func (b *Blacklist) BanPrefix(ctx context.Context, p netip.Prefix, reason string
 	if !p.IsValid() || d <= 0 {
 		return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "invalid ban")
 	}
-	p = canonical(p)
+	p = cidr.Canonical(p)
 	if d > MaxTTL {
 		d = MaxTTL
 	}
@@ -386,11 +337,11 @@ func (b *Blacklist) BanPrefix(ctx context.Context, p netip.Prefix, reason string
 	return clone(e), nil
 }
 
-// Remove deletes the stored entry for cidr, written in any form Add accepts.
-// A configured range cannot be removed (EFORBIDDEN: it comes back with the
-// next start); an unknown one is ENOTFOUND.
-func (b *Blacklist) Remove(ctx context.Context, cidr string) error {
-	p, err := ParsePrefix(cidr)
+// Remove deletes the stored entry for the range r, written in any form Add
+// accepts. A configured range cannot be removed (EFORBIDDEN: it comes back
+// with the next start); an unknown one is ENOTFOUND.
+func (b *Blacklist) Remove(ctx context.Context, r string) error {
+	p, err := cidr.Parse(r)
 	if err != nil {
 		return err
 	}
@@ -452,7 +403,7 @@ func (b *Blacklist) Refresh(ctx context.Context) error {
 	}
 	stored := make([]entry, 0, len(list))
 	for _, e := range list {
-		p, err := ParsePrefix(e.CIDR)
+		p, err := cidr.Parse(e.CIDR)
 		if err != nil {
 			b.log.Warn("unreadable blacklist entry skipped", "cidr", e.CIDR)
 			continue

@@ -4,29 +4,26 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/netip"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/cidr"
 )
 
 // MaxReasonLen bounds a blacklist entry's reason, in characters.
 const MaxReasonLen = 200
 
-// canonicalCIDR returns s as a masked prefix ("203.0.113.7/24" becomes
-// "203.0.113.0/24"); a bare address stands for one host (/32 or /128).
+// canonicalCIDR returns s in the normal form of package cidr
+// ("203.0.113.7/24" becomes "203.0.113.0/24", a bare address one host).
 // Entries are keyed by this form, so one range has one entry.
 func canonicalCIDR(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked().String(), nil
+	p, err := cidr.Parse(s)
+	if err != nil {
+		return "", err
 	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		return netip.PrefixFrom(a, a.BitLen()).String(), nil
-	}
-	return "", api.Errorf(api.EINVALID, "%s is not an IP address or CIDR range", quote(s))
+	return p.String(), nil
 }
 
 // AddBlacklist adds e, or replaces the entry for the same range. The range
@@ -104,22 +101,23 @@ func (s *Store) Blacklist(ctx context.Context) ([]api.BlacklistEntry, error) {
 	return out, nil
 }
 
-// RemoveBlacklist removes the entry for cidr (in any spelling of the same
-// range), or fails with ENOTFOUND.
-func (s *Store) RemoveBlacklist(ctx context.Context, cidr string) error {
-	canon, err := canonicalCIDR(cidr)
+// RemoveBlacklist removes the entry for r (in any spelling of the same
+// range), or fails with ENOTFOUND. A row kept in the exact spelling r (an
+// IPv4-mapped form written before ranges had one normal form) goes too.
+func (s *Store) RemoveBlacklist(ctx context.Context, r string) error {
+	canon, err := canonicalCIDR(r)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, false, func(tx *sql.Tx) error {
-		return deleteOne(ctx, tx, `DELETE FROM blacklist WHERE cidr = ?`, canon,
+		return deleteOne(ctx, tx, `DELETE FROM blacklist WHERE cidr IN (?, ?)`, []any{canon, strings.TrimSpace(r)},
 			api.Errorf(api.ENOTFOUND, "blacklist entry %s not found", quote(canon)))
 	})
 }
 
 // deleteOne runs a DELETE of one key and returns notFound when no row went.
-func deleteOne(ctx context.Context, tx *sql.Tx, query, key string, notFound error) error {
-	res, err := tx.ExecContext(ctx, query, key)
+func deleteOne(ctx context.Context, tx *sql.Tx, query string, args []any, notFound error) error {
+	res, err := tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("store: delete: %w", err)
 	}

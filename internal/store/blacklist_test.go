@@ -132,3 +132,33 @@ func TestRevoke(t *testing.T) {
 	}
 	wantCode(t, s.Revoke(ctx, "", time.Now()), api.EINVALID)
 }
+
+// TestBlacklistMappedSpelling: ranges are kept in one normal form (an
+// IPv4-mapped spelling is folded to IPv4), and a row left in a mapped
+// spelling by an older version is removed by that spelling.
+func TestBlacklistMappedSpelling(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if err := s.AddBlacklist(ctx, api.BlacklistEntry{CIDR: "::ffff:203.0.113.0/120"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO blacklist (cidr, reason, source, created_at) VALUES ('::ffff:198.51.100.7/128', '', 'admin', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.Blacklist(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].CIDR != "::ffff:198.51.100.7/128" || list[1].CIDR != "203.0.113.0/24" {
+		t.Fatalf("Blacklist = %+v, want the old mapped row and 203.0.113.0/24", list)
+	}
+	if err := s.RemoveBlacklist(ctx, "::ffff:198.51.100.7/128"); err != nil {
+		t.Fatalf("remove the old mapped row: %v", err)
+	}
+	if err := s.RemoveBlacklist(ctx, "::ffff:203.0.113.0/120"); err != nil {
+		t.Fatalf("remove by a mapped spelling: %v", err)
+	}
+	if list, _ := s.Blacklist(ctx); len(list) != 0 {
+		t.Fatalf("Blacklist = %+v after removal, want none", list)
+	}
+}

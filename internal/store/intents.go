@@ -73,7 +73,7 @@ func (s *Store) ProtectedIntents(ctx context.Context) ([]ProtectedIntent, error)
 // Unprotect removes pattern, or fails with ENOTFOUND.
 func (s *Store) Unprotect(ctx context.Context, pattern string) error {
 	return s.write(ctx, false, func(tx *sql.Tx) error {
-		return deleteOne(ctx, tx, `DELETE FROM protected_intents WHERE pattern = ?`, pattern,
+		return deleteOne(ctx, tx, `DELETE FROM protected_intents WHERE pattern = ?`, []any{pattern},
 			api.Errorf(api.ENOTFOUND, "protected intent %s not found", quote(pattern)))
 	})
 }
