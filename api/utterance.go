@@ -9,6 +9,11 @@ import (
 // MaxUtteranceRunes is the longest utterance a client may say.
 const MaxUtteranceRunes = 1000
 
+// DefaultLang is the language of an utterance, a reply or a bus message that
+// names none: the assistants' own default (ovos-core and mycroft-core use
+// "en-us", lower case, as the bus carries it).
+const DefaultLang = "en-us"
+
 // CheckUtterance says what is wrong with an utterance request, as an EINVALID
 // *Error, or nil: the one check of what any client says, through whichever
 // API.

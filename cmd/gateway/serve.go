@@ -215,7 +215,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	for _, link := range links {
 		defer link.Subscribe(gate.Announce)()
 	}
-	talk, err := utterances.New(reg, gate, br, "en-us")
+	talk, err := utterances.New(reg, gate, br, api.DefaultLang)
 	if err != nil {
 		return err
 	}

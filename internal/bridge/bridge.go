@@ -34,7 +34,6 @@ import (
 const (
 	DefaultUtteranceTimeout = 30 * time.Second
 	DefaultIntentTimeout    = 2 * time.Second
-	DefaultLang             = "en-us"
 	DefaultMaxPending       = 100000
 	DefaultMaxSessions      = 100000
 	DefaultRecentUtterances = 4096
@@ -82,7 +81,7 @@ type Config struct {
 	// IntentTimeout bounds a dry run (intent.service.intent.get). Default 2s.
 	IntentTimeout time.Duration
 	// DefaultLang is the language of an utterance that names none. Default
-	// "en-us".
+	// api.DefaultLang.
 	DefaultLang string
 	// MaxPending bounds the utterances (and dry runs) in flight; beyond it
 	// Send refuses with EUNAVAILABLE and a Retry-After. Default 100000.
@@ -228,7 +227,7 @@ func NewMulti(cfg Config, buses []Bus, pub Publisher) (*Bridge, error) {
 		cfg.IntentTimeout = DefaultIntentTimeout
 	}
 	if cfg.DefaultLang == "" {
-		cfg.DefaultLang = DefaultLang
+		cfg.DefaultLang = api.DefaultLang
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = DefaultMaxPending

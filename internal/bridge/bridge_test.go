@@ -32,7 +32,7 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New error %v, want ok=%v", err, tc.ok)
 			}
 			if tc.ok && (b.cfg.UtteranceTimeout != DefaultUtteranceTimeout || b.cfg.IntentTimeout != DefaultIntentTimeout ||
-				b.cfg.DefaultLang != DefaultLang || b.cfg.MaxPending != DefaultMaxPending) {
+				b.cfg.DefaultLang != api.DefaultLang || b.cfg.MaxPending != DefaultMaxPending) {
 				t.Errorf("defaults not filled: %+v", b.cfg)
 			}
 		})

@@ -212,7 +212,7 @@ func (m *message) lang() string {
 	if l, ok := m.session()[sessLang].(string); ok && l != "" {
 		return l
 	}
-	return defaultLang
+	return api.DefaultLang
 }
 
 // expandSession does, in a small way, what ovos-core does to every context it

@@ -35,9 +35,6 @@ const (
 	// hundred milliseconds: a frame dropped here is an utterance that ends
 	// only by its timeout.
 	queueSize = 4096
-	// defaultLang is the language when neither the data, the context nor the
-	// session names one.
-	defaultLang = "en-us"
 	// errorSound is what ovos-core plays when nothing matched.
 	errorSound = "snd/error.mp3"
 )

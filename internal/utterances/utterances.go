@@ -51,7 +51,7 @@ func New(names Names, gate Gate, b Bridge, defaultLang string) (*Service, error)
 		return nil, errors.New("utterances: names and bridge are required")
 	}
 	if defaultLang == "" {
-		defaultLang = "en-us"
+		defaultLang = api.DefaultLang
 	}
 	return &Service{names: names, gate: gate, bridge: b, lang: defaultLang}, nil
 }
