@@ -6,7 +6,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ovosgw/gateway/api"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // sessionGone turns "no such client" for the caller's own session into a
@@ -19,7 +18,7 @@ func sessionGone(err error) error {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) error {
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	p, err := s.deps.Clients.Profile(r.Context(), id.ClientID)
 	if err != nil {
 		return sessionGone(err)
@@ -32,7 +31,7 @@ func (s *Server) handleSetNames(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	p, err := s.deps.Clients.SetNames(r.Context(), id.ClientID, req)
 	if err != nil {
 		return sessionGone(err)

@@ -26,11 +26,11 @@ import (
 // only looked at here, and returned: the caller redeems it once it knows
 // the stream is the ticket's client's, so that a ticket presented on
 // another client's stream is refused without being spent.
-func (s *Server) streamIdentity(r *http.Request) (id middleware.Identity, ticket string, err error) {
+func (s *Server) streamIdentity(r *http.Request) (id api.Identity, ticket string, err error) {
 	ctx := r.Context()
 	if tok, ok := middleware.BearerToken(r); ok {
 		if s.deps.Sessions.IsAdmin(tok) {
-			return middleware.Identity{Admin: true}, "", nil
+			return api.Identity{Admin: true}, "", nil
 		}
 		id, err := s.deps.Sessions.VerifySession(ctx, tok)
 		return id, "", err
@@ -43,7 +43,7 @@ func (s *Server) streamIdentity(r *http.Request) (id middleware.Identity, ticket
 		id, err := s.deps.Sessions.VerifySession(ctx, c.Value)
 		return id, "", err
 	}
-	return middleware.Identity{}, "", api.Errorf(api.EUNAUTHORIZED, "a Bearer token, a stream ticket or the session cookie is required")
+	return api.Identity{}, "", api.Errorf(api.EUNAUTHORIZED, "a Bearer token, a stream ticket or the session cookie is required")
 }
 
 // handleEvents is the client's Server-Sent-Events stream (Mercure's recipe):
@@ -66,7 +66,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	ctx := middleware.WithIdentity(r.Context(), id)
+	ctx := middleware.SettleIdentity(r.Context(), id)
 	clientID, err := s.deps.Clients.Resolve(ctx, chi.URLParam(r, "client"))
 	if err != nil {
 		return err

@@ -28,14 +28,14 @@ type Sessions interface {
 	middleware.AdminVerifier
 	middleware.KeyVerifier
 	Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error)
-	Logout(ctx context.Context, id middleware.Identity) error
+	Logout(ctx context.Context, id api.Identity) error
 	// Refresh gives a session a new token and revokes the one it had.
-	Refresh(ctx context.Context, id middleware.Identity) (api.SessionResponse, error)
-	Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error)
+	Refresh(ctx context.Context, id api.Identity) (api.SessionResponse, error)
+	Ticket(ctx context.Context, id api.Identity) (api.TicketResponse, error)
 	// PeekTicket checks a stream ticket as RedeemTicket does, without
 	// spending it; RedeemTicket spends it.
-	PeekTicket(ctx context.Context, ticket string) (middleware.Identity, error)
-	RedeemTicket(ctx context.Context, ticket string) (middleware.Identity, error)
+	PeekTicket(ctx context.Context, ticket string) (api.Identity, error)
+	RedeemTicket(ctx context.Context, ticket string) (api.Identity, error)
 }
 
 // Clients is the client registry as the API sees it.
@@ -55,7 +55,7 @@ type Clients interface {
 // result once handling ends (or the wait runs out); otherwise it returns as
 // soon as the utterance is on the bus.
 type Utterances interface {
-	Say(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
+	Say(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error)
 	openai.Talker
 }
 

@@ -61,7 +61,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	ctx := middleware.WithIdentity(r.Context(), id)
+	ctx := middleware.SettleIdentity(r.Context(), id)
 	resp, err := s.deps.Sessions.Refresh(ctx, id)
 	if err != nil {
 		return err
@@ -77,16 +77,16 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 // that a page on a sibling host of the same site cannot rotate a session's
 // token under the console's feet. Clients without a browser send their
 // token.
-func (s *Server) refreshIdentity(r *http.Request) (middleware.Identity, error) {
+func (s *Server) refreshIdentity(r *http.Request) (api.Identity, error) {
 	if tok, ok := middleware.BearerToken(r); ok {
 		return s.deps.Sessions.VerifySession(r.Context(), tok)
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" {
-		return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "a Bearer token or the session cookie is required")
+		return api.Identity{}, api.Errorf(api.EUNAUTHORIZED, "a Bearer token or the session cookie is required")
 	}
 	if !sameOrigin(r) {
-		return middleware.Identity{}, api.Errorf(api.EFORBIDDEN, "a refresh by session cookie must come from the gateway's own pages")
+		return api.Identity{}, api.Errorf(api.EFORBIDDEN, "a refresh by session cookie must come from the gateway's own pages")
 	}
 	return s.deps.Sessions.VerifySession(r.Context(), c.Value)
 }
@@ -112,7 +112,7 @@ func sameOrigin(r *http.Request) bool {
 
 // handleLogout revokes the session's token at once and ends its streams.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	if err := s.deps.Sessions.Logout(r.Context(), id); err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 
 // handleTicket issues a single-use stream ticket.
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) error {
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	t, err := s.deps.Sessions.Ticket(r.Context(), id)
 	if err != nil {
 		return err

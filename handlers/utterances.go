@@ -34,7 +34,7 @@ func (s *Server) handleUtterance(w http.ResponseWriter, r *http.Request) error {
 	if req.Password == "" {
 		req.Password = api.Secret(r.Header.Get(IntentPasswordHeader))
 	}
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	res, err := s.deps.Utterances.Say(r.Context(), id, middleware.ClientAddr(r), req, wait)
 	if err != nil {
 		return sessionGone(err)

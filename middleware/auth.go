@@ -3,29 +3,17 @@ package middleware
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/problem"
 )
 
-// Identity is who a request speaks for, settled once by the authentication
-// middleware: a client's session, or the admin.
-type Identity struct {
-	ClientID  string
-	SessionID string
-	TokenID   string
-	ExpiresAt time.Time
-	// KeyVersion is the client's key generation the session was issued for.
-	KeyVersion int64
-	Admin      bool
-}
-
 // SessionVerifier checks a client's session token and says whose it is.
 // Failures are *api.Error EUNAUTHORIZED.
 type SessionVerifier interface {
-	VerifySession(ctx context.Context, token string) (Identity, error)
+	VerifySession(ctx context.Context, token string) (api.Identity, error)
 }
 
 // AdminVerifier says whether a token is the admin token (in constant time).
@@ -33,19 +21,12 @@ type AdminVerifier interface {
 	IsAdmin(token string) bool
 }
 
-type identityKey struct{}
-
-// IdentityFrom returns the identity the authentication middleware settled.
-func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}
-
-// WithIdentity returns ctx carrying id; for handlers that authenticate by
-// other means (the stream's cookie and ticket).
-func WithIdentity(ctx context.Context, id Identity) context.Context {
+// SettleIdentity returns ctx carrying id (api.WithIdentity) and names its
+// client in the request's access log line; for handlers that authenticate
+// by other means (the stream's cookie and ticket).
+func SettleIdentity(ctx context.Context, id api.Identity) context.Context {
 	noteClient(ctx, id.ClientID)
-	return context.WithValue(ctx, identityKey{}, id)
+	return api.WithIdentity(ctx, id)
 }
 
 // queryCredentials are query parameters that would carry a credential in a
@@ -101,7 +82,7 @@ func RequireClient(v SessionVerifier, failed func(r *http.Request, err error)) f
 				problem.Write(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+			next.ServeHTTP(w, r.WithContext(SettleIdentity(r.Context(), id)))
 		})
 	}
 }
@@ -123,16 +104,17 @@ func RequireAdmin(v AdminVerifier, failed func(r *http.Request, err error)) func
 				problem.Write(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), Identity{Admin: true})))
+			next.ServeHTTP(w, r.WithContext(SettleIdentity(r.Context(), api.Identity{Admin: true})))
 		})
 	}
 }
 
 // KeyVerifier checks a client key credential, "<client id or alias>:<access
 // key>", and says whose it is (an Identity without a session). Failures are
-// *api.Error EUNAUTHORIZED.
+// *api.Error EUNAUTHORIZED. addr is the caller's address, settled by
+// ClientIP, whose failed checks are throttled as failed logins are.
 type KeyVerifier interface {
-	VerifyKey(ctx context.Context, credential string) (Identity, error)
+	VerifyKey(ctx context.Context, credential string, addr netip.Addr) (api.Identity, error)
 }
 
 // RequireClientOrKey admits requests bearing a client session token or a
@@ -148,10 +130,10 @@ func RequireClientOrKey(v SessionVerifier, k KeyVerifier, failed func(r *http.Re
 				problem.Write(w, r, api.Errorf(api.EUNAUTHORIZED, "a Bearer token or client key is required"))
 				return
 			}
-			var id Identity
+			var id api.Identity
 			var err error
 			if strings.Contains(tok, ":") {
-				id, err = k.VerifyKey(r.Context(), tok)
+				id, err = k.VerifyKey(r.Context(), tok, ClientAddr(r))
 			} else {
 				id, err = v.VerifySession(r.Context(), tok)
 			}
@@ -162,7 +144,7 @@ func RequireClientOrKey(v SessionVerifier, k KeyVerifier, failed func(r *http.Re
 				problem.Write(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+			next.ServeHTTP(w, r.WithContext(SettleIdentity(r.Context(), id)))
 		})
 	}
 }

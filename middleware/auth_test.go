@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
@@ -12,11 +13,11 @@ import (
 
 type verifier map[string]string // token -> client id
 
-func (v verifier) VerifySession(_ context.Context, tok string) (middleware.Identity, error) {
+func (v verifier) VerifySession(_ context.Context, tok string) (api.Identity, error) {
 	if id, ok := v[tok]; ok {
-		return middleware.Identity{ClientID: id, SessionID: "s-" + id}, nil
+		return api.Identity{ClientID: id, SessionID: "s-" + id}, nil
 	}
-	return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "invalid token")
+	return api.Identity{}, api.Errorf(api.EUNAUTHORIZED, "invalid token")
 }
 
 func (v verifier) IsAdmin(tok string) bool { return tok == "admin-token" }
@@ -24,9 +25,9 @@ func (v verifier) IsAdmin(tok string) bool { return tok == "admin-token" }
 func TestRequireClient(t *testing.T) {
 	v := verifier{"good": "kitchen"}
 	var failures int
-	var seen middleware.Identity
+	var seen api.Identity
 	h := middleware.RequireClient(v, func(*http.Request, error) { failures++ })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen, _ = middleware.IdentityFrom(r.Context())
+		seen, _ = api.IdentityFrom(r.Context())
 	}))
 	cases := []struct {
 		name, header string
@@ -42,7 +43,7 @@ func TestRequireClient(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			failures, seen = 0, middleware.Identity{}
+			failures, seen = 0, api.Identity{}
 			req := httptest.NewRequest("GET", "/", nil)
 			if c.header != "" {
 				req.Header.Set("Authorization", c.header)
@@ -97,20 +98,20 @@ func TestRefuseQueryCredentials(t *testing.T) {
 
 type keyVerifier map[string]string // credential -> client id
 
-func (k keyVerifier) VerifyKey(_ context.Context, cred string) (middleware.Identity, error) {
+func (k keyVerifier) VerifyKey(_ context.Context, cred string, _ netip.Addr) (api.Identity, error) {
 	if id, ok := k[cred]; ok {
-		return middleware.Identity{ClientID: id}, nil
+		return api.Identity{ClientID: id}, nil
 	}
-	return middleware.Identity{}, api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
+	return api.Identity{}, api.Errorf(api.EUNAUTHORIZED, "unknown client or wrong access key")
 }
 
 func TestRequireClientOrKey(t *testing.T) {
 	v := verifier{"good": "kitchen"}
 	k := keyVerifier{"porch:gwk_right": "porch"}
 	var failures int
-	var seen middleware.Identity
+	var seen api.Identity
 	h := middleware.RequireClientOrKey(v, k, func(*http.Request, error) { failures++ })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen, _ = middleware.IdentityFrom(r.Context())
+		seen, _ = api.IdentityFrom(r.Context())
 	}))
 	cases := []struct {
 		name, header, client string
@@ -126,7 +127,7 @@ func TestRequireClientOrKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			failures, seen = 0, middleware.Identity{}
+			failures, seen = 0, api.Identity{}
 			req := httptest.NewRequest("GET", "/", nil)
 			if c.header != "" {
 				req.Header.Set("Authorization", c.header)

@@ -7,12 +7,15 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ovosgw/gateway/api"
 )
 
 // ErrBodyTimeout is what reading a request body returns once the client has
-// taken longer than BodyTimeout allows to send it; the JSON decoder turns it
-// into a 408.
-var ErrBodyTimeout = errors.New("the request body did not arrive in time")
+// taken longer than BodyTimeout allows to send it: an *api.Error ETIMEOUT
+// (408), so that whoever reads the body (the JSON decoder) knows it by its
+// code without importing this package.
+var ErrBodyTimeout = api.Errorf(api.ETIMEOUT, "the body did not arrive in time")
 
 // BodyTimeout bounds the time a client may take to send its request body to
 // d, counted from here (the headers are bounded by the server's

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"context"
 	"net/http"
 	"net/netip"
 
@@ -35,6 +34,3 @@ func ClientIP(trustedProxies []netip.Prefix) func(http.Handler) http.Handler {
 // ClientAddr returns the client address settled by ClientIP (invalid when it
 // could not be determined).
 func ClientAddr(r *http.Request) netip.Addr { return chimw.GetClientIPAddr(r.Context()) }
-
-// ContextAddr is ClientAddr for the context of the request.
-func ContextAddr(ctx context.Context) netip.Addr { return chimw.GetClientIPAddr(ctx) }

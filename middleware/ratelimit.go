@@ -40,7 +40,7 @@ func ByAddr(r *http.Request) string {
 
 // ByClient keys a limit by the authenticated client (after RequireClient).
 func ByClient(r *http.Request) string {
-	if id, ok := IdentityFrom(r.Context()); ok && id.ClientID != "" {
+	if id, ok := api.IdentityFrom(r.Context()); ok && id.ClientID != "" {
 		return "client:" + id.ClientID
 	}
 	return ""

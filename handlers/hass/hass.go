@@ -39,7 +39,7 @@ const (
 
 // Talker starts utterances on the one utterance path (utterances.Service).
 type Talker interface {
-	Start(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error)
+	Start(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error)
 }
 
 // Config configures the handler.
@@ -114,7 +114,7 @@ func (h *Handler) process(w http.ResponseWriter, r *http.Request) error {
 	if conv == "" {
 		conv = newConversationID()
 	}
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	id.SessionID = utterances.ConversationSession(id.ClientID, ConversationKind, conv)
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.MaxWait)
 	defer cancel()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/bridge"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // TestResult maps every way handling ends to Home Assistant's response
@@ -51,7 +50,7 @@ func TestResult(t *testing.T) {
 
 type busDown struct{}
 
-func (busDown) Start(context.Context, middleware.Identity, netip.Addr, api.UtteranceRequest) (*bridge.Pending, error) {
+func (busDown) Start(context.Context, api.Identity, netip.Addr, api.UtteranceRequest) (*bridge.Pending, error) {
 	return nil, &api.Error{Code: api.EUNAVAILABLE, Detail: "the assistant's messagebus is not connected"}
 }
 
@@ -71,7 +70,7 @@ func FuzzConversationRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest(http.MethodPost, "/api/conversation/process", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req = req.WithContext(middleware.WithIdentity(req.Context(), middleware.Identity{ClientID: "ha"}))
+		req = req.WithContext(api.WithIdentity(req.Context(), api.Identity{ClientID: "ha"}))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code >= 500 && w.Code != http.StatusServiceUnavailable {

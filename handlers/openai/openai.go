@@ -44,7 +44,7 @@ const (
 
 // Talker starts utterances on the one utterance path (utterances.Service).
 type Talker interface {
-	Start(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error)
+	Start(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error)
 }
 
 // Config configures the handlers.
@@ -192,7 +192,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, _ := middleware.IdentityFrom(r.Context())
+	id, _ := api.IdentityFrom(r.Context())
 	id = Conversation(id, q.user)
 	ur := api.UtteranceRequest{Utterance: q.utterance, Password: api.Secret(r.Header.Get(api.IntentPasswordHeader))}
 	if err := api.CheckUtterance(ur); err != nil {
@@ -229,7 +229,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) error {
 // session when the request names no conversation and comes with a session
 // token; otherwise the named conversation's own OVOS session (the client's
 // standing one when user is empty and the client sent its key).
-func Conversation(id middleware.Identity, user string) middleware.Identity {
+func Conversation(id api.Identity, user string) api.Identity {
 	if user != "" || id.SessionID == "" {
 		id.SessionID = utterances.ConversationSession(id.ClientID, ConversationKind, user)
 	}

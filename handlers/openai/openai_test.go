@@ -12,13 +12,12 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/bridge"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // busDown is a Talker whose bus is down: what comes back is the refusal.
 type busDown struct{ got *api.UtteranceRequest }
 
-func (b busDown) Start(_ context.Context, _ middleware.Identity, _ netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error) {
+func (b busDown) Start(_ context.Context, _ api.Identity, _ netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error) {
 	if b.got != nil {
 		*b.got = r
 	}
@@ -32,7 +31,7 @@ func newHandler(t testing.TB, talk Talker) http.Handler {
 		t.Fatal(err)
 	}
 	return Errors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeChat(w, r.WithContext(middleware.WithIdentity(r.Context(), middleware.Identity{ClientID: "kitchen"})))
+		h.ServeChat(w, r.WithContext(api.WithIdentity(r.Context(), api.Identity{ClientID: "kitchen"})))
 	}))
 }
 
@@ -99,8 +98,8 @@ func TestAnswer(t *testing.T) {
 // a conversation of its own, the same each time, and never another
 // client's.
 func TestConversation(t *testing.T) {
-	tok := middleware.Identity{ClientID: "a", SessionID: "jwt-session"}
-	key := middleware.Identity{ClientID: "a"}
+	tok := api.Identity{ClientID: "a", SessionID: "jwt-session"}
+	key := api.Identity{ClientID: "a"}
 	if got := Conversation(tok, "").SessionID; got != "jwt-session" {
 		t.Errorf("token, no user: %q", got)
 	}
@@ -109,7 +108,7 @@ func TestConversation(t *testing.T) {
 	if standing == "" || alice == standing || Conversation(tok, "alice").SessionID != alice || Conversation(key, "alice").SessionID != alice {
 		t.Errorf("standing %q alice %q", standing, alice)
 	}
-	if Conversation(middleware.Identity{ClientID: "b"}, "alice").SessionID == alice {
+	if Conversation(api.Identity{ClientID: "b"}, "alice").SessionID == alice {
 		t.Error("two clients share a conversation")
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // Decode reads exactly one JSON object from the body into v: the media type
@@ -38,7 +37,8 @@ func Decode(r *http.Request, v any, strict bool) error {
 		if errors.As(err, &tooLarge) {
 			return api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", tooLarge.Limit)
 		}
-		if errors.Is(err, middleware.ErrBodyTimeout) {
+		if api.ErrorCode(err) == api.ETIMEOUT {
+			// middleware.ErrBodyTimeout: the client took too long.
 			return api.Errorf(api.ETIMEOUT, "the body did not arrive in time")
 		}
 		return api.Errorf(api.EINVALID, "the body could not be read")

@@ -21,7 +21,6 @@ import (
 	"github.com/ovosgw/gateway/internal/keys"
 	"github.com/ovosgw/gateway/internal/store"
 	"github.com/ovosgw/gateway/internal/tokens"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // Clients is where sessions look clients up.
@@ -140,7 +139,7 @@ func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.A
 // same browser may hold it; a logout with any of them ends them all. It is
 // how the console stays signed in across a reload and past the first
 // token's expiry.
-func (s *Sessions) Refresh(ctx context.Context, id middleware.Identity) (api.SessionResponse, error) {
+func (s *Sessions) Refresh(ctx context.Context, id api.Identity) (api.SessionResponse, error) {
 	if id.Admin || id.SessionID == "" || id.TokenID == "" {
 		return api.SessionResponse{}, api.Errorf(api.EUNAUTHORIZED, "only a client's session can be refreshed")
 	}
@@ -234,36 +233,36 @@ const KeySeparator = ":"
 // still exists with the same key. The identity it returns has no session:
 // the caller names the conversation. Failures are *api.Error EUNAUTHORIZED
 // (ErrWrongKey, ErrClientGone, ErrKeyChanged).
-func (s *Sessions) VerifyKey(ctx context.Context, credential string) (middleware.Identity, error) {
+func (s *Sessions) VerifyKey(ctx context.Context, credential string, addr netip.Addr) (api.Identity, error) {
 	idOrAlias, key, ok := strings.Cut(credential, KeySeparator)
 	if !ok || idOrAlias == "" || !strings.HasPrefix(key, keys.AccessKeyPrefix) || len(credential) > 1300 {
-		return middleware.Identity{}, ErrWrongKey
+		return api.Identity{}, ErrWrongKey
 	}
 	h := sha256.Sum256([]byte(credential))
 	if k, ok := s.keys.get(h); ok {
 		c, err := s.clients.Client(ctx, k.clientID)
 		switch {
 		case err == nil && c.KeyVersion == k.keyVersion:
-			return middleware.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
+			return api.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 		case err == nil:
 			s.keys.drop(h)
-			return middleware.Identity{}, ErrKeyChanged
+			return api.Identity{}, ErrKeyChanged
 		case api.ErrorCode(err) == api.ENOTFOUND:
 			s.keys.drop(h)
-			return middleware.Identity{}, ErrClientGone
+			return api.Identity{}, ErrClientGone
 		default:
-			return middleware.Identity{}, err
+			return api.Identity{}, err
 		}
 	}
-	c, err := s.checkKey(ctx, idOrAlias, key, middleware.ContextAddr(ctx))
+	c, err := s.checkKey(ctx, idOrAlias, key, addr)
 	if err != nil {
 		if api.ErrorCode(err) == api.EINVALID {
-			return middleware.Identity{}, ErrWrongKey
+			return api.Identity{}, ErrWrongKey
 		}
-		return middleware.Identity{}, err
+		return api.Identity{}, err
 	}
 	s.keys.put(h, verifiedKey{clientID: c.ID, keyVersion: c.KeyVersion})
-	return middleware.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
+	return api.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 }
 
 func (s *Sessions) loginFailed(clientID string, addr netip.Addr) {
@@ -275,26 +274,26 @@ func (s *Sessions) loginFailed(clientID string, addr netip.Addr) {
 // VerifySession checks a session token and that its client still exists with
 // the key the session was opened with: a deleted client or a rotated key ends
 // its sessions at once.
-func (s *Sessions) VerifySession(ctx context.Context, token string) (middleware.Identity, error) {
+func (s *Sessions) VerifySession(ctx context.Context, token string) (api.Identity, error) {
 	claims, err := s.tokens.Verify(token)
 	if err != nil {
-		return middleware.Identity{}, err
+		return api.Identity{}, err
 	}
 	return s.identity(ctx, claims)
 }
 
-func (s *Sessions) identity(ctx context.Context, claims tokens.Claims) (middleware.Identity, error) {
+func (s *Sessions) identity(ctx context.Context, claims tokens.Claims) (api.Identity, error) {
 	c, err := s.clients.Client(ctx, claims.ClientID)
 	if err != nil {
 		if api.ErrorCode(err) == api.ENOTFOUND {
-			return middleware.Identity{}, ErrClientGone
+			return api.Identity{}, ErrClientGone
 		}
-		return middleware.Identity{}, err
+		return api.Identity{}, err
 	}
 	if c.KeyVersion != claims.KeyVersion {
-		return middleware.Identity{}, ErrKeyChanged
+		return api.Identity{}, ErrKeyChanged
 	}
-	return middleware.Identity{
+	return api.Identity{
 		ClientID:   claims.ClientID,
 		SessionID:  claims.SessionID,
 		TokenID:    claims.ID,
@@ -305,7 +304,7 @@ func (s *Sessions) identity(ctx context.Context, claims tokens.Claims) (middlewa
 
 // Logout revokes the session's token, ends its streams and forgets its bus
 // session.
-func (s *Sessions) Logout(ctx context.Context, id middleware.Identity) error {
+func (s *Sessions) Logout(ctx context.Context, id api.Identity) error {
 	err := s.tokens.Revoke(ctx, tokens.Claims{
 		ClientID: id.ClientID, SessionID: id.SessionID, ID: id.TokenID, KeyVersion: id.KeyVersion, ExpiresAt: id.ExpiresAt,
 	})
@@ -323,7 +322,7 @@ func (s *Sessions) Logout(ctx context.Context, id middleware.Identity) error {
 }
 
 // Ticket issues a single-use stream ticket for the session.
-func (s *Sessions) Ticket(ctx context.Context, id middleware.Identity) (api.TicketResponse, error) {
+func (s *Sessions) Ticket(ctx context.Context, id api.Identity) (api.TicketResponse, error) {
 	t, ttl, err := s.tokens.IssueTicket(tokens.Claims{
 		ClientID: id.ClientID, SessionID: id.SessionID, ID: id.TokenID, KeyVersion: id.KeyVersion, ExpiresAt: id.ExpiresAt,
 	})
@@ -335,10 +334,10 @@ func (s *Sessions) Ticket(ctx context.Context, id middleware.Identity) (api.Tick
 
 // RedeemTicket spends a stream ticket and returns the session it stands for,
 // checked like a token (revoked, client gone, key rotated).
-func (s *Sessions) RedeemTicket(ctx context.Context, ticket string) (middleware.Identity, error) {
+func (s *Sessions) RedeemTicket(ctx context.Context, ticket string) (api.Identity, error) {
 	claims, err := s.tokens.RedeemTicket(ticket)
 	if err != nil {
-		return middleware.Identity{}, err
+		return api.Identity{}, err
 	}
 	return s.identity(ctx, claims)
 }
@@ -346,10 +345,10 @@ func (s *Sessions) RedeemTicket(ctx context.Context, ticket string) (middleware.
 // PeekTicket returns the session a stream ticket stands for, checked as
 // RedeemTicket does, without spending the ticket: a stream checks that it
 // is the ticket's client's before it redeems it.
-func (s *Sessions) PeekTicket(ctx context.Context, ticket string) (middleware.Identity, error) {
+func (s *Sessions) PeekTicket(ctx context.Context, ticket string) (api.Identity, error) {
 	claims, err := s.tokens.PeekTicket(ticket)
 	if err != nil {
-		return middleware.Identity{}, err
+		return api.Identity{}, err
 	}
 	return s.identity(ctx, claims)
 }

@@ -307,7 +307,7 @@ func TestVerifyKey(t *testing.T) {
 	ctx := context.Background()
 	for _, cred := range []string{"kitchen" + KeySeparator + f.key, "cuisine" + KeySeparator + f.key} {
 		for range 2 { // the second use is answered from the remembered verdict
-			id, err := f.s.VerifyKey(ctx, cred)
+			id, err := f.s.VerifyKey(ctx, cred, netip.Addr{})
 			if err != nil {
 				t.Fatalf("VerifyKey(%s…): %v", cred[:8], err)
 			}
@@ -326,7 +326,7 @@ func TestVerifyKey(t *testing.T) {
 		"garage" + KeySeparator + f.key,
 		strings.Repeat("k", 300) + KeySeparator + f.key, // too long a name: a wrong key, not invalid input
 	} {
-		if _, err := f.s.VerifyKey(ctx, cred); !errors.Is(err, ErrWrongKey) {
+		if _, err := f.s.VerifyKey(ctx, cred, netip.Addr{}); !errors.Is(err, ErrWrongKey) {
 			t.Errorf("VerifyKey(%d bytes) = %v, want ErrWrongKey", len(cred), err)
 		}
 	}
@@ -336,23 +336,23 @@ func TestVerifyKey(t *testing.T) {
 	if _, err := f.reg.RotateKey(ctx, "kitchen"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.VerifyKey(ctx, cred); !errors.Is(err, ErrKeyChanged) {
+	if _, err := f.s.VerifyKey(ctx, cred, netip.Addr{}); !errors.Is(err, ErrKeyChanged) {
 		t.Fatalf("a remembered key after rotation = %v, want ErrKeyChanged", err)
 	}
 	// Forgotten since: now an Argon2id check, which the old key fails.
-	if _, err := f.s.VerifyKey(ctx, cred); !errors.Is(err, ErrWrongKey) {
+	if _, err := f.s.VerifyKey(ctx, cred, netip.Addr{}); !errors.Is(err, ErrWrongKey) {
 		t.Fatalf("the old key once more = %v, want ErrWrongKey", err)
 	}
 
 	g := newFixture(t)
 	cred = "kitchen" + KeySeparator + g.key
-	if _, err := g.s.VerifyKey(ctx, cred); err != nil {
+	if _, err := g.s.VerifyKey(ctx, cred, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.reg.Delete(ctx, "kitchen"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.s.VerifyKey(ctx, cred); !errors.Is(err, ErrClientGone) {
+	if _, err := g.s.VerifyKey(ctx, cred, netip.Addr{}); !errors.Is(err, ErrClientGone) {
 		t.Fatalf("a remembered key of a deleted client = %v, want ErrClientGone", err)
 	}
 }

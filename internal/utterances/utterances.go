@@ -14,7 +14,6 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/bridge"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 // Names looks up a client's display name, which goes on the bus as
@@ -59,7 +58,7 @@ func New(names Names, gate Gate, b Bridge, defaultLang string) (*Service, error)
 // Say puts the client's utterance on the bus. With wait > 0 it returns what
 // the assistant said once handling ends, it asks a follow-up question, or the
 // wait runs out (status "accepted": the done event still comes on the stream).
-func (s *Service) Say(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error) {
+func (s *Service) Say(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest, wait time.Duration) (api.UtteranceResult, error) {
 	pending, err := s.send(ctx, id, addr, r, wait > 0)
 	if err != nil {
 		return api.UtteranceResult{}, err
@@ -79,13 +78,13 @@ func (s *Service) Say(ctx context.Context, id middleware.Identity, addr netip.Ad
 // returns it while the assistant handles it, collecting what it says: the
 // dialects (OpenAI's chat completions, Home Assistant's conversation API)
 // follow it with Pending.Progress or Pending.Wait.
-func (s *Service) Start(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error) {
+func (s *Service) Start(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest) (*bridge.Pending, error) {
 	return s.send(ctx, id, addr, r, true)
 }
 
 // send is the one path of every utterance: the client's name, the intent
 // gate, then the bridge.
-func (s *Service) send(ctx context.Context, id middleware.Identity, addr netip.Addr, r api.UtteranceRequest, collect bool) (*bridge.Pending, error) {
+func (s *Service) send(ctx context.Context, id api.Identity, addr netip.Addr, r api.UtteranceRequest, collect bool) (*bridge.Pending, error) {
 	if id.ClientID == "" || id.SessionID == "" {
 		return nil, api.Errorf(api.EFORBIDDEN, "only a client session can speak")
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/store"
-	"github.com/ovosgw/gateway/middleware"
 )
 
 var testAddr = netip.MustParseAddr("192.0.2.7")
@@ -148,8 +147,8 @@ func (f *fixture) service(t *testing.T, g Gate, lang string) *Service {
 }
 
 // identity is a client session as the auth middleware hands it over.
-func identity(client, sess string) middleware.Identity {
-	return middleware.Identity{ClientID: client, SessionID: sess}
+func identity(client, sess string) api.Identity {
+	return api.Identity{ClientID: client, SessionID: sess}
 }
 
 func TestNewRequires(t *testing.T) {
