@@ -134,7 +134,9 @@ type Config struct {
 	Console http.Handler
 	// Observe, when not nil, is told of every finished request.
 	Observe func(r *http.Request, route string, status int, d time.Duration)
-	// AuthFailed, when not nil, is told of every refused credential.
+	// AuthFailed, when not nil, is told of every credential refused at the
+	// edge (a token, a client key, the admin token, a stream ticket); a
+	// failed login is recorded by Sessions.Login itself.
 	AuthFailed func(r *http.Request, err error)
 	// CORSOrigins may call the API from their pages (no credentials).
 	CORSOrigins []string

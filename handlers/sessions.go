@@ -21,11 +21,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if req.ClientID == "" || req.AccessKey == "" {
 		return api.Errorf(api.EINVALID, "client_id and access_key are required")
 	}
+	// A refused login is counted and held against the address by the
+	// sessions themselves (they know it is one).
 	resp, err := s.deps.Sessions.Login(r.Context(), req, middleware.ClientAddr(r))
 	if err != nil {
-		if s.cfg.AuthFailed != nil && api.ErrorCode(err) == api.EUNAUTHORIZED {
-			s.cfg.AuthFailed(r, err)
-		}
 		return err
 	}
 	s.setSessionCookie(w, resp)

@@ -202,7 +202,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn.Logins()}, tok, st, streams, br)
+	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn.Logins(), Bans: bn, Refusals: m.AuthFailed}, tok, st, streams, br)
 	if err != nil {
 		return err
 	}
@@ -258,16 +258,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		Observe:        m.ObserveRequest,
 		CORSOrigins:    cfg.CORSOrigins,
 		AllowedHosts:   allowedHosts(cfg, os.Hostname),
-		// Every refused credential is counted; guesses (wrong keys, forged or
-		// unknown tokens) also count towards a ban of their address, while
-		// sessions that simply ended (expired, logged out, re-keyed) do not.
-		AuthFailed: func(r *http.Request, err error) {
-			reason := failureReason(r, err)
-			m.AuthFailed(reason)
-			if isGuess(reason) {
-				bn.Failed(r.Context(), middleware.ClientAddr(r), reason)
-			}
-		},
+		// The sessions decide what a refused credential counts for.
+		AuthFailed: func(r *http.Request, err error) { sess.Refused(r.Context(), middleware.ClientAddr(r), err) },
 	}
 	if cfg.Metrics != "off" {
 		hcfg.Metrics, hcfg.MetricsAdmin = m.Handler(), cfg.Metrics == "admin"
@@ -360,36 +352,6 @@ func newLimits(cfg config) (handlers.Limits, error) {
 		LoginPerAddr: login, UtterancePerClient: perClient, UtterancePerAddr: perAddr,
 		StreamsPerClient: ratelimit.NewCaps(cfg.StreamsPerClient), StreamsPerAddr: ratelimit.NewCaps(cfg.StreamsPerAddr),
 	}, nil
-}
-
-// failureReason names a refused credential for metrics and ban logs.
-func failureReason(r *http.Request, err error) string {
-	switch {
-	case r.URL.Path == "/v1/sessions":
-		return "login"
-	case errors.Is(err, sessions.ErrWrongKey):
-		// A client key credential on a dialect's route (OpenAI's, Home
-		// Assistant's): a login by another name.
-		return "client-key"
-	case api.ErrorCode(err) == api.EFORBIDDEN:
-		return "admin-token"
-	case errors.Is(err, sessions.ErrClientGone):
-		return "client-gone"
-	case errors.Is(err, sessions.ErrKeyChanged):
-		return "key-changed"
-	default:
-		return "token-" + tokens.Reason(err)
-	}
-}
-
-// isGuess says whether a refusal looks like guessing rather than a session
-// that ended.
-func isGuess(reason string) bool {
-	switch reason {
-	case "login", "client-key", "admin-token", "token-" + tokens.ReasonInvalid, "token-" + tokens.ReasonMalformed:
-		return true
-	}
-	return false
 }
 
 // listenBus serves the embedded bus on addr for other peers.

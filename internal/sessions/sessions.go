@@ -57,6 +57,12 @@ type Config struct {
 	Logger         *slog.Logger
 	// Throttle, when not nil, slows down repeated failed logins per client.
 	Throttle Throttle
+	// Bans, when not nil, is told of every refusal that looks like
+	// guessing (see Refused), with the address it came from.
+	Bans Banner
+	// Refusals, when not nil, is told of every refused credential by reason
+	// (the metrics' count).
+	Refusals func(reason string)
 	// MaxHashing bounds the Argon2id checks running at once (each takes
 	// about 19 MiB); default the number of CPUs.
 	MaxHashing int
@@ -119,10 +125,14 @@ var (
 
 // Login checks the access key of the client named by id or alias and issues a
 // session. An unknown client costs the same time as a wrong key, so the
-// answer does not tell which it was.
+// answer does not tell which it was. A refused login is counted
+// (Config.Refusals) and held against addr (Config.Bans).
 func (s *Sessions) Login(ctx context.Context, r api.SessionRequest, addr netip.Addr) (api.SessionResponse, error) {
 	c, err := s.checkKey(ctx, r.ClientID, r.AccessKey.Reveal(), addr)
 	if err != nil {
+		if api.ErrorCode(err) == api.EUNAUTHORIZED {
+			s.refused(ctx, addr, ReasonLogin)
+		}
 		return api.SessionResponse{}, err
 	}
 	tok, claims, err := s.tokens.Issue(c.ID, c.KeyVersion)
