@@ -954,3 +954,68 @@ func TestConsoleBlockedBrowser(t *testing.T) {
 	}
 	b.shot("desktop-15-blocked")
 }
+
+// TestConsoleKeepsItsSession: a reload resumes the session from the
+// HttpOnly cookie, and the token is refreshed before it expires, so a user
+// stays signed in past the first token's life without the token ever being
+// in web storage; signing out ends it for the next reload too (issue 17,
+// item 5).
+func TestConsoleKeepsItsSession(t *testing.T) {
+	// A short token life, so that the session outlives several tokens
+	// within one test step.
+	g := gatewaytest.Start(t, map[string]string{"TOKEN_TTL": "5s"})
+	key := g.CreateClient(t, "gwen")
+	b := newBrowser(t, t.ArtifactDir())
+	b.do("desktop viewport", chromedp.EmulateViewport(desktopW, desktopH))
+	b.do("sign in",
+		chromedp.Navigate(g.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("login-client")),
+		chromedp.SendKeys(chromedp.ID("login-client"), "gwen"),
+		chromedp.SendKeys(chromedp.ID("login-key"), key+"\n"))
+	b.until("the link to come up", linkState("connected"))
+
+	b.do("reload", chromedp.Reload())
+	b.until("the session to resume", `!document.getElementById("talk-chat").hidden &&
+		document.getElementById("talk-signin").hidden &&
+		document.getElementById("talk-who").textContent.includes("gwen")`)
+	b.until("the link to come up again", linkState("connected"))
+	b.do("say hello", chromedp.SendKeys(chromedp.ID("composer-input"), "hello\n"))
+	b.until("the answer", assistantSaid("Hello! How can I help you?")+" && "+userStatus("hello", "handled", "Answered"))
+
+	// Three refreshes after the resume: the session has outlived the token
+	// it resumed with, and the one after that.
+	refreshes := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		n := 0
+		for _, u := range b.requests {
+			if strings.HasSuffix(u, "/v1/sessions/current/refresh") {
+				n++
+			}
+		}
+		return n
+	}
+	base := refreshes()
+	for want := base + 1; want <= base+3; want++ {
+		gatewaytest.Eventually(t, "a refresh", func() bool { return refreshes() >= want })
+		b.until("the session to stay signed in", `document.getElementById("talk-signin").hidden`)
+	}
+	b.until("the link to come up after the refreshes", linkState("connected"))
+	b.do("say more", chromedp.SendKeys(chromedp.ID("composer-input"), "say still here\n"))
+	b.until("the answer after the refreshes", assistantSaid("still here")+" && "+userStatus("say still here", "handled", "Answered"))
+	if n := eval[int](b, `localStorage.length + sessionStorage.length`); n != 0 {
+		t.Errorf("the console stored %d items in web storage", n)
+	}
+	if strings.Contains(g.Logs(), key) {
+		t.Error("the access key reached the logs")
+	}
+
+	// Signed out, a reload shows the sign-in form.
+	b.do("sign out", chromedp.Click(chromedp.ID("logout")))
+	b.until("the sign-in form", `!document.getElementById("talk-signin").hidden`)
+	b.do("reload after signing out", chromedp.Reload())
+	b.until("the sign-in form after the reload", `document.getElementById("talk-signin").getAttribute("aria-busy") === "false"`)
+	if !eval[bool](b, `!document.getElementById("talk-signin").hidden && document.getElementById("talk-chat").hidden`) {
+		t.Error("a signed-out session was resumed on reload")
+	}
+}

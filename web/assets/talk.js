@@ -3,7 +3,10 @@
 // the POST only returns the utterance's id; `speak` and `done` events carry
 // that id back. The session token lives in this module's memory only; the
 // EventSource is authenticated by the HttpOnly session cookie and resumes
-// with Last-Event-ID on its own after a network drop.
+// with Last-Event-ID on its own after a network drop. A reload resumes the
+// session the cookie names (POST /v1/sessions/current/refresh, which only
+// the gateway's own pages may do with the cookie), and the token is
+// refreshed before it expires, so the key is typed once per sign-in.
 
 import {ApiError, call, explain} from './api.js';
 import {busy, clock, h, icon, showError} from './dom.js';
@@ -12,6 +15,8 @@ const READY_POLL_MS = 10000;
 const MAX_RETRY_MS = 30000;
 const SEEN_IDS = 512;
 const EARLY = 128;
+const REFRESH_AT = 0.8; // of a token's remaining life
+const REFRESH_RETRY_MS = 5000;
 
 // What each outcome looks like under the user's message.
 const STATUS = {
@@ -47,6 +52,7 @@ export function createTalk() {
   let retryTimer = 0;
   let readyTimer = 0;
   let expiryTimer = 0;
+  let refreshTimer = 0;
   let recreated = false;
   let byId = new Map(); // utterance id → item
   let early = new Map(); // utterance id → {asked, done}: events that came before the POST answered
@@ -102,11 +108,59 @@ export function createTalk() {
     els.signin.hidden = true;
     els.chat.hidden = false;
     document.getElementById('view-talk').classList.add('chat-mode');
-    const left = session.expiresAt - Date.now();
-    if (left > 0) expiryTimer = setTimeout(() => end('Your session has expired. Sign in again.'), Math.min(left, 2 ** 31 - 1));
+    scheduleRefresh();
     connect();
     pollReady();
     els.input.focus();
+  }
+
+  // ---- keeping the session ----
+
+  // scheduleRefresh asks for a new token at REFRESH_AT of the current one's
+  // remaining life, and ends the session when it runs out regardless.
+  function scheduleRefresh(delay) {
+    clearTimeout(refreshTimer);
+    clearTimeout(expiryTimer);
+    const left = session.expiresAt - Date.now();
+    if (!(left > 0)) {
+      end('Your session has expired. Sign in again.');
+      return;
+    }
+    expiryTimer = setTimeout(() => end('Your session has expired. Sign in again.'), Math.min(left, 2 ** 31 - 1));
+    refreshTimer = setTimeout(refresh, Math.min(delay ?? left * REFRESH_AT, left, 2 ** 31 - 1));
+  }
+
+  async function refresh() {
+    if (!session) return;
+    const token = session.token;
+    try {
+      const s = await call('POST', '/v1/sessions/current/refresh', {token});
+      if (!session || session.token !== token) return;
+      session.token = s.token;
+      session.expiresAt = Date.parse(s.expires_at);
+      scheduleRefresh();
+    } catch (e) {
+      if (!session || session.token !== token) return;
+      if (e instanceof ApiError && e.status === 401) {
+        end('Your session has ended (logged out elsewhere, key changed or client removed). Sign in again.');
+        return;
+      }
+      // Unreachable for now: try again, until the token runs out.
+      scheduleRefresh(REFRESH_RETRY_MS);
+    }
+  }
+
+  // resume picks up the session this browser's cookie names, if any, when
+  // the page loads: the token itself was never stored.
+  async function resume() {
+    try {
+      const s = await call('POST', '/v1/sessions/current/refresh');
+      if (!session) await start(s);
+    } catch {
+      // No session to resume: the sign-in form stays.
+    } finally {
+      els.signin.setAttribute('aria-busy', 'false');
+    }
   }
 
   els.logout.addEventListener('click', async () => {
@@ -127,6 +181,7 @@ export function createTalk() {
     closeStream();
     clearTimeout(readyTimer);
     clearTimeout(expiryTimer);
+    clearTimeout(refreshTimer);
     clearTimeout(retryTimer);
     session = null;
     setStream('idle');
@@ -541,6 +596,8 @@ export function createTalk() {
     }
     follow();
   }
+
+  resume();
 
   return {
     /** focus puts the keyboard where the view starts. */
