@@ -89,7 +89,8 @@ type Config struct {
 	// OnLink, if set, is called whenever the link goes up (up, nil) or down
 	// (false, cause; cause is nil on a clean shutdown), from the client's
 	// goroutines: it must not block. Up always precedes the link's first
-	// frame and down follows its last.
+	// frame and down follows its last. WatchLink registers more such
+	// callbacks, for whoever is built after the client.
 	OnLink func(up bool, err error)
 }
 
@@ -135,9 +136,10 @@ type Client struct {
 	lastError string
 	everUp    bool
 
-	subMu  sync.Mutex
-	subs   atomic.Pointer[[]subscriber] // copy-on-write, read by the reader
-	nextID uint64
+	subMu    sync.Mutex
+	subs     atomic.Pointer[[]subscriber] // copy-on-write, read by the reader
+	watchers atomic.Pointer[[]watcher]    // copy-on-write, read on link changes
+	nextID   uint64
 
 	framesIn, framesOut, reconnects, dropped, echoes atomic.Uint64
 }
@@ -145,6 +147,11 @@ type Client struct {
 type subscriber struct {
 	id uint64
 	fn func(*api.Frame)
+}
+
+type watcher struct {
+	id uint64
+	fn func(up bool, err error)
 }
 
 // New validates cfg and fills its defaults. It does not connect: Run does.
@@ -200,6 +207,7 @@ func New(cfg Config) (*Client, error) {
 		up:       make(chan struct{}),
 	}
 	c.subs.Store(&[]subscriber{})
+	c.watchers.Store(&[]watcher{})
 	return c, nil
 }
 
@@ -371,6 +379,49 @@ func (c *Client) sendRaw(ctx context.Context, data []byte) error {
 		}
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// WatchLink registers fn to be told, as Config.OnLink is, whenever the link
+// goes up or down: for a component built after the client that ends what
+// it had pending on this bus when the link drops (the bus bridge), so that
+// the two need not know each other at construction. fn must not block.
+// cancel removes fn; a change being told at that moment may still reach it.
+func (c *Client) WatchLink(fn func(up bool, err error)) (cancel func()) {
+	c.subMu.Lock()
+	c.nextID++
+	id := c.nextID
+	old := *c.watchers.Load()
+	next := make([]watcher, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, watcher{id: id, fn: fn})
+	c.watchers.Store(&next)
+	c.subMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.subMu.Lock()
+			defer c.subMu.Unlock()
+			old := *c.watchers.Load()
+			next := make([]watcher, 0, len(old))
+			for _, w := range old {
+				if w.id != id {
+					next = append(next, w)
+				}
+			}
+			c.watchers.Store(&next)
+		})
+	}
+}
+
+// linkChanged tells Config.OnLink and the watchers that the link went up or
+// down.
+func (c *Client) linkChanged(up bool, err error) {
+	if cb := c.cfg.OnLink; cb != nil {
+		cb(up, err)
+	}
+	for _, w := range *c.watchers.Load() {
+		w.fn(up, err)
 	}
 }
 

@@ -748,3 +748,31 @@ func TestSubscribeCancel(t *testing.T) {
 		t.Fatalf("cancelled subscriber got %d frames", got)
 	}
 }
+
+// TestWatchLink: a callback registered after the client was built (as the
+// bus bridge is) is told of the link going down and up again, as
+// Config.OnLink is; a cancelled one is not.
+func TestWatchLink(t *testing.T) {
+	env := startMemoryBus(t, messagebus.Config{})
+	ev, watched, cancelled := newLinkEvents(), newLinkEvents(), newLinkEvents()
+	cfg := env.config("a")
+	cfg.MaxMessageSize = 512
+	cfg.OnLink = ev.hook
+	a := start(t, cfg)
+	ev.want(t, true)
+	a.connect(t)
+	defer a.WatchLink(watched.hook)()
+	a.WatchLink(cancelled.hook)()
+	rawWrite(t, env.raw(t), `{"type":"big","data":{"x":"`+strings.Repeat("a", 1024)+`"}}`)
+	ev.want(t, false)
+	if e := watched.want(t, false); e.err == nil {
+		t.Fatal("the watcher was told of a link down without its cause")
+	}
+	ev.want(t, true)
+	watched.want(t, true)
+	select {
+	case e := <-cancelled.ch:
+		t.Fatalf("a cancelled watcher was told (%v, %v)", e.up, e.err)
+	default:
+	}
+}

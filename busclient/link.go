@@ -112,9 +112,7 @@ func (c *Client) serve(ctx context.Context, conn *websocket.Conn) error {
 		<-readDone
 	}
 	_ = conn.Close()
-	if cb := c.cfg.OnLink; cb != nil {
-		cb(false, cause)
-	}
+	c.linkChanged(false, cause)
 	return cause
 }
 
@@ -130,9 +128,7 @@ func (c *Client) linkUp(l *link) {
 	c.up = make(chan struct{})
 	c.mu.Unlock()
 	c.log.Info("messagebus link up", "url", c.url.public)
-	if cb := c.cfg.OnLink; cb != nil {
-		cb(true, nil)
-	}
+	c.linkChanged(true, nil)
 }
 
 // readLoop is the connection's only reader.

@@ -82,7 +82,7 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 		}
 		return nil
 	}
-	reg, err := clients.New(st, nil, nil, nil)
+	reg, err := clients.New(st, nil, nil)
 	if err != nil {
 		return err
 	}

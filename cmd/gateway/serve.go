@@ -142,7 +142,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	m := metrics.New()
 	// One link per bus, each with its own reconnects and back-off.
-	var br *bridge.Bridge
 	links := make([]*busclient.Client, len(busURLs))
 	busLinks, setLinks, metricLinks := make([]bridge.Bus, len(busURLs)), make([]buses.Link, len(busURLs)), make([]metrics.BusLink, len(busURLs))
 	for i, u := range busURLs {
@@ -150,16 +149,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		if len(busURLs) > 1 {
 			blog = blog.With("bus", buses.Label(i))
 		}
-		link, err := busclient.New(busclient.Config{
-			URL: u, Name: "gateway", NetDialContext: dial, Logger: blog,
-			// The link logs its own ups and downs; the bridge ends what was
-			// pending on this bus (never re-sent elsewhere).
-			OnLink: func(up bool, _ error) {
-				if !up && br != nil {
-					br.BusDown(i)
-				}
-			},
-		})
+		link, err := busclient.New(busclient.Config{URL: u, Name: "gateway", NetDialContext: dial, Logger: blog})
 		if err != nil {
 			return err
 		}
@@ -169,8 +159,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	var reg *clients.Registry
-	br, err = bridge.NewMulti(bridge.Config{
+	// The registry first: the bridge resolves names through it, and it
+	// tells the bridge of the clients that leave (OnForget below).
+	reg, err := clients.New(st, streams, log.With("component", "clients"))
+	if err != nil {
+		return err
+	}
+	br, err := bridge.NewMulti(bridge.Config{
 		UtteranceTimeout: cfg.UtteranceTimeout,
 		Logger:           log.With("component", "bridge"),
 		Observe:          m.ObserveUtterance,
@@ -184,17 +179,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	reg.OnForget(br.ForgetClient)
 	set.CountInFlight(func(pos int) int64 { return br.BusStats(pos).Pending })
-	reg, err = clients.New(st, streams, br, log.With("component", "clients"))
-	if err != nil {
-		return err
-	}
 	// The pumps: every frame from every bus goes through the bridge to the
 	// hub.
 	goBG("bridge", br.Run)
 	for i, link := range links {
 		unsubscribe := link.Subscribe(func(f *api.Frame) { br.DispatchFrom(i, f) })
 		defer unsubscribe()
+		// The link logs its own ups and downs; the bridge ends what was
+		// pending on this bus (never re-sent elsewhere), for the link's
+		// whole life.
+		link.WatchLink(func(up bool, _ error) {
+			if !up {
+				br.BusDown(i)
+			}
+		})
 		goBG("bus link "+buses.Label(i), link.Run)
 	}
 

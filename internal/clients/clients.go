@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovosgw/gateway/api"
@@ -37,29 +39,42 @@ type Streams interface {
 	Watched() []string
 }
 
-// Bridge forgets a deleted client's pending bus state.
-type Bridge interface {
-	ForgetClient(clientID string)
-}
-
 // Registry implements the client routes and commands.
 type Registry struct {
 	store   Store
 	streams Streams
-	bridge  Bridge
-	log     *slog.Logger
-	known   map[string]time.Time // id -> creation time, as last seen by Sync
+	// forgets are told of every client that left (OnForget): the bus
+	// bridge, built after the registry since it resolves names through it.
+	forgets  atomic.Pointer[[]func(clientID string)]
+	forgetMu sync.Mutex // held by OnForget
+	log      *slog.Logger
+	known    map[string]time.Time // id -> creation time, as last seen by Sync
 }
 
-// New builds a Registry. streams and bridge may be nil (the command line).
-func New(st Store, streams Streams, bridge Bridge, log *slog.Logger) (*Registry, error) {
+// New builds a Registry. streams may be nil (the command line).
+func New(st Store, streams Streams, log *slog.Logger) (*Registry, error) {
 	if st == nil {
 		return nil, errors.New("clients: a store is required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: st, streams: streams, bridge: bridge, log: log}, nil
+	r := &Registry{store: st, streams: streams, log: log}
+	r.forgets.Store(&[]func(string){})
+	return r, nil
+}
+
+// OnForget registers fn to be told of every client that leaves (deleted,
+// here or by another process), so that it can drop what it kept for it:
+// the bus bridge registers its ForgetClient. It exists so that the bridge,
+// which resolves names through the registry, can be built after it; call it
+// before the registry is in use.
+func (r *Registry) OnForget(fn func(clientID string)) {
+	r.forgetMu.Lock()
+	defer r.forgetMu.Unlock()
+	old := *r.forgets.Load()
+	next := append(old[:len(old):len(old)], fn)
+	r.forgets.Store(&next)
 }
 
 func profile(c store.Client) api.ClientProfile {
@@ -182,8 +197,8 @@ func (r *Registry) forget(id string) {
 	if r.streams != nil {
 		r.streams.Forget(id)
 	}
-	if r.bridge != nil {
-		r.bridge.ForgetClient(id)
+	for _, fn := range *r.forgets.Load() {
+		fn(id)
 	}
 }
 

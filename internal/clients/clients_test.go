@@ -55,10 +55,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(h.Close)
 	b := &forgotten{}
-	r, err := New(st, h, b, nil)
+	r, err := New(st, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.OnForget(b.ForgetClient)
 	return &fixture{r: r, st: st, hub: h, bridge: b}
 }
 
@@ -95,7 +96,7 @@ func ended(s *hub.Subscription) bool {
 }
 
 func TestNewRequiresStore(t *testing.T) {
-	if r, err := New(nil, nil, nil, nil); err == nil || r != nil {
+	if r, err := New(nil, nil, nil); err == nil || r != nil {
 		t.Fatalf("New without a store = %v, %v", r, err)
 	}
 }
@@ -396,11 +397,11 @@ func TestSyncSeesWhatAnotherProcessDid(t *testing.T) {
 	}
 	server, cli := open(), open()
 	ss := &recordingStreams{stale: map[string]int64{}, open: []string{"hall", "den"}}
-	reg, err := New(server, ss, nil, nil)
+	reg, err := New(server, ss, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := New(cli, nil, nil, nil)
+	other, err := New(cli, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func dump(t *testing.T, srv *redistest.Server) map[string]string {
 func TestRedisHoldsOnlyKeyHashes(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t, redistest.Options{})
-	reg, err := clients.New(open(t, srv), nil, nil, nil)
+	reg, err := clients.New(open(t, srv), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

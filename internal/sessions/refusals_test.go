@@ -62,7 +62,7 @@ func TestRefusedDecidesWhatCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := clients.New(st, nil, nil, nil)
+	reg, err := clients.New(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := clients.New(st, nil, nil, nil)
+	reg, err := clients.New(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

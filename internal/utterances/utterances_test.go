@@ -113,7 +113,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	reg, err := clients.New(st, nil, nil, nil)
+	reg, err := clients.New(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
