@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/cidr"
 )
 
 // Defaults for Config.
@@ -203,7 +204,7 @@ func New(cfg Config, b Banner) (*Bans, error) {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("bans: invalid allowlisted range %q", p)
 		}
-		cfg.Allow[i] = unmapPrefix(p)
+		cfg.Allow[i] = cidr.Canonical(p)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -522,19 +523,6 @@ func clientKey(id string) string {
 		id = id[:maxClientKey]
 	}
 	return id
-}
-
-// unmapPrefix folds an IPv4-mapped range to IPv4, so that it matches the
-// unmapped addresses Failed looks at.
-func unmapPrefix(p netip.Prefix) netip.Prefix {
-	a := p.Addr()
-	if a.Is4In6() && p.Bits() >= 96 {
-		q, err := a.Unmap().Prefix(p.Bits() - 96)
-		if err == nil {
-			return q
-		}
-	}
-	return p.Masked()
 }
 
 // lru is a map bounded to max entries that forgets the least recently used.
