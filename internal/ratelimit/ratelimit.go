@@ -7,11 +7,14 @@
 package ratelimit
 
 import (
-	"container/list"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
 )
 
 // DefaultMaxKeys bounds the keys a Limiter remembers.
@@ -33,23 +36,17 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Limiter is a set of token buckets, one per key, each holding up to Burst
-// tokens and refilled at Rate per second. It is safe for concurrent use.
+// Limiter is a set of token buckets (golang.org/x/time/rate), one per key,
+// each holding up to Burst tokens and refilled at Rate per second, the keys
+// kept in a least-recently-used set bounded by MaxKeys. It is safe for
+// concurrent use.
 type Limiter struct {
-	rate  float64
-	burst float64
-	max   int
+	rate  rate.Limit
+	burst int
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*list.Element
-	order   *list.List // of *bucket, front: most recently used
-}
-
-type bucket struct {
-	key    string
-	tokens float64
-	last   int64 // unix nanoseconds of the last refill
+	buckets *simplelru.LRU[string, *rate.Limiter]
 }
 
 // New validates cfg, fills defaults and returns a Limiter.
@@ -72,41 +69,30 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{
-		rate: cfg.Rate, burst: float64(cfg.Burst), max: cfg.MaxKeys, now: cfg.Now,
-		buckets: map[string]*list.Element{}, order: list.New(),
-	}, nil
+	buckets, err := simplelru.NewLRU[string, *rate.Limiter](cfg.MaxKeys, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
+	}
+	return &Limiter{rate: rate.Limit(cfg.Rate), burst: cfg.Burst, now: cfg.Now, buckets: buckets}, nil
 }
 
 // Allow takes a token from key's bucket. When there is none it returns false
 // and how long until there is one (for Retry-After, RFC 9110 section 10.2.3);
 // a refused call takes nothing, so hammering does not push the wait further.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
-	now := l.now().UnixNano()
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b *bucket
-	if e, found := l.buckets[key]; found {
-		l.order.MoveToFront(e)
-		b = e.Value.(*bucket)
-		if elapsed := now - b.last; elapsed > 0 {
-			b.tokens = min(l.burst, b.tokens+float64(elapsed)/1e9*l.rate)
-			b.last = now
-		}
-	} else {
-		b = &bucket{key: key, tokens: l.burst, last: now}
-		l.buckets[key] = l.order.PushFront(b)
-		for l.order.Len() > l.max {
-			old := l.order.Back()
-			l.order.Remove(old)
-			delete(l.buckets, old.Value.(*bucket).key)
-		}
+	b, found := l.buckets.Get(key)
+	if !found {
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets.Add(key, b)
 	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := time.Duration(math.Ceil((1 - b.tokens) / l.rate * 1e9))
+	// Refused, b is unchanged; under l.mu nobody else takes from it.
+	wait := time.Duration(math.Ceil((1 - b.TokensAt(now)) / float64(l.rate) * 1e9))
 	return false, max(wait, time.Nanosecond)
 }
 
@@ -114,7 +100,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.order.Len()
+	return l.buckets.Len()
 }
 
 // Caps counts the connections each key holds open and refuses more than a
