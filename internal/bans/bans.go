@@ -13,7 +13,6 @@
 package bans
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/cidr"
@@ -117,8 +118,8 @@ type Bans struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	addrs   lru[netip.Prefix, *addrRecord]
-	clients lru[string, *loginRecord]
+	addrs   *simplelru.LRU[netip.Prefix, *addrRecord] // least recently used forgotten first
+	clients *simplelru.LRU[string, *loginRecord]
 
 	failures, bans, banErrors, allowlisted, loginFailures atomic.Uint64
 }
@@ -212,11 +213,15 @@ func New(cfg Config, b Banner) (*Bans, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Bans{
-		cfg: cfg, b: b, log: cfg.Logger,
-		addrs:   newLRU[netip.Prefix, *addrRecord](cfg.MaxTracked),
-		clients: newLRU[string, *loginRecord](cfg.MaxTracked),
-	}, nil
+	addrs, err := simplelru.NewLRU[netip.Prefix, *addrRecord](cfg.MaxTracked, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bans: %w", err)
+	}
+	clients, err := simplelru.NewLRU[string, *loginRecord](cfg.MaxTracked, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bans: %w", err)
+	}
+	return &Bans{cfg: cfg, b: b, log: cfg.Logger, addrs: addrs, clients: clients}, nil
 }
 
 // Failed counts a failed attempt from addr (a wrong key, token or intent
@@ -243,10 +248,10 @@ func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (bann
 	t := now.UnixNano()
 
 	b.mu.Lock()
-	r, ok := b.addrs.get(key)
+	r, ok := b.addrs.Get(key)
 	if !ok {
 		r = &addrRecord{}
-		b.addrs.put(key, r)
+		b.addrs.Add(key, r)
 	}
 	if r.repeats > 0 && t > r.banEnd+int64(b.cfg.Remember) {
 		r.repeats = 0
@@ -310,10 +315,10 @@ func (b *Bans) Attempt(addr netip.Addr) bool {
 	cut := b.cfg.Now().UnixNano() - int64(b.cfg.Window)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r, ok := b.addrs.get(key)
+	r, ok := b.addrs.Get(key)
 	if !ok {
 		r = &addrRecord{}
-		b.addrs.put(key, r)
+		b.addrs.Add(key, r)
 	}
 	recent := 0
 	for _, f := range r.fails {
@@ -337,7 +342,7 @@ func (b *Bans) Release(ctx context.Context, addr netip.Addr, failed bool, reason
 	}
 	key := b.key(addr)
 	b.mu.Lock()
-	if r, ok := b.addrs.peek(key); ok && r.pending > 0 {
+	if r, ok := b.addrs.Peek(key); ok && r.pending > 0 {
 		r.pending--
 	}
 	b.mu.Unlock()
@@ -380,12 +385,12 @@ func (b *Bans) loginDelay(key string) time.Duration {
 	now := b.cfg.Now().UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r, ok := b.clients.peek(key)
+	r, ok := b.clients.Peek(key)
 	if !ok {
 		return 0
 	}
 	if now-r.last > int64(b.cfg.Window) {
-		b.clients.remove(key)
+		b.clients.Remove(key)
 		return 0
 	}
 	over := r.n - b.cfg.LoginFree
@@ -418,10 +423,10 @@ func (b *Bans) loginFailed(key string) {
 // loginRecordLocked returns key's record, made when missing and counted
 // afresh when its last entry is more than Window before now. b.mu held.
 func (b *Bans) loginRecordLocked(key string, now int64) *loginRecord {
-	r, ok := b.clients.get(key)
+	r, ok := b.clients.Get(key)
 	if !ok {
 		r = &loginRecord{}
-		b.clients.put(key, r)
+		b.clients.Add(key, r)
 	}
 	if now-r.last > int64(b.cfg.Window) {
 		r.n = 0
@@ -461,7 +466,7 @@ func (b *Bans) LoginSucceeded(clientID string) {
 func (b *Bans) loginSucceeded(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.clients.remove(key)
+	b.clients.Remove(key)
 }
 
 // Logins is the login slow-down keyed by client and address (see
@@ -505,7 +510,7 @@ func (t LoginThrottle) LoginSucceeded(clientID string, addr netip.Addr) {
 // Stats returns the counters.
 func (b *Bans) Stats() Stats {
 	b.mu.Lock()
-	tracked, clients := b.addrs.len(), b.clients.len()
+	tracked, clients := b.addrs.Len(), b.clients.Len()
 	b.mu.Unlock()
 	return Stats{
 		Failures:       b.failures.Load(),
@@ -524,59 +529,3 @@ func clientKey(id string) string {
 	}
 	return id
 }
-
-// lru is a map bounded to max entries that forgets the least recently used.
-type lru[K comparable, V any] struct {
-	max   int
-	m     map[K]*list.Element
-	order *list.List // front: most recent
-}
-
-type lruItem[K comparable, V any] struct {
-	k K
-	v V
-}
-
-func newLRU[K comparable, V any](max int) lru[K, V] {
-	return lru[K, V]{max: max, m: map[K]*list.Element{}, order: list.New()}
-}
-
-// get returns k's value and marks it used.
-func (l *lru[K, V]) get(k K) (V, bool) {
-	e, ok := l.m[k]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	l.order.MoveToFront(e)
-	return e.Value.(*lruItem[K, V]).v, true
-}
-
-// peek returns k's value without marking it used.
-func (l *lru[K, V]) peek(k K) (V, bool) {
-	e, ok := l.m[k]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	return e.Value.(*lruItem[K, V]).v, true
-}
-
-// put adds k (absent) and forgets the least recently used beyond max.
-func (l *lru[K, V]) put(k K, v V) {
-	l.m[k] = l.order.PushFront(&lruItem[K, V]{k: k, v: v})
-	for l.order.Len() > l.max {
-		old := l.order.Back()
-		l.order.Remove(old)
-		delete(l.m, old.Value.(*lruItem[K, V]).k)
-	}
-}
-
-func (l *lru[K, V]) remove(k K) {
-	if e, ok := l.m[k]; ok {
-		l.order.Remove(e)
-		delete(l.m, k)
-	}
-}
-
-func (l *lru[K, V]) len() int { return l.order.Len() }

@@ -12,7 +12,6 @@ package bridge
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -26,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/ovosgw/gateway/api"
 )
@@ -128,13 +129,14 @@ type Bridge struct {
 	mu         sync.Mutex
 	closed     bool
 	clients    map[string]*client  // known clients by id
-	sessions   map[string]*session // our sessions by session id
-	sessionLRU list.List           // of *session, most recently used first
 	utts       map[string]*Pending // pending and recently ended, by utterance id
 	recent     []string            // ring of ended utterance ids
 	recentNext int                 // next slot of recent
 	npending   int                 // utterances (and dry runs) not ended
 	sameBus    []bool              // by position: seen to carry another position's traffic
+	// sessions are ours by session id; beyond MaxSessions the least
+	// recently used is forgotten first.
+	sessions *simplelru.LRU[string, *session]
 
 	st    counters
 	busSt []busCounters // by bus position
@@ -165,7 +167,6 @@ type session struct {
 	id       string
 	clientID string
 	pending  []*Pending // not ended, oldest first
-	elem     *list.Element
 }
 
 type counters struct {
@@ -245,19 +246,30 @@ func NewMulti(cfg Config, buses []Bus, pub Publisher) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{
-		cfg:      cfg,
-		buses:    buses,
-		busSt:    make([]busCounters, len(buses)),
-		sameBus:  make([]bool, len(buses)),
-		pub:      pub,
-		log:      log,
-		senders:  make(chan struct{}, maxSenders()),
-		clients:  make(map[string]*client),
-		sessions: make(map[string]*session),
-		utts:     make(map[string]*Pending),
-		recent:   make([]string, cfg.RecentUtterances),
-	}, nil
+	b := &Bridge{
+		cfg:     cfg,
+		buses:   buses,
+		busSt:   make([]busCounters, len(buses)),
+		sameBus: make([]bool, len(buses)),
+		pub:     pub,
+		log:     log,
+		senders: make(chan struct{}, maxSenders()),
+		clients: make(map[string]*client),
+		utts:    make(map[string]*Pending),
+		recent:  make([]string, cfg.RecentUtterances),
+	}
+	// A session forgotten (removed, or the least recently used one beyond
+	// MaxSessions) leaves its client's index too.
+	sessions, err := simplelru.NewLRU(cfg.MaxSessions, func(_ string, s *session) {
+		if c := b.clients[s.clientID]; c != nil {
+			delete(c.sessions, s.id)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	b.sessions = sessions
+	return b, nil
 }
 
 // Utterance is something a client says, as the bridge puts it on the bus.
@@ -575,7 +587,7 @@ func (b *Bridge) register(p *Pending) error {
 	b.busSt[p.bus].pending.Add(1)
 	c := b.knownClient(p.clientID)
 	c.pending[p.id] = p
-	s := b.sessions[p.sessionID]
+	s := b.session(p.sessionID)
 	switch {
 	case s != nil && s.clientID != p.clientID:
 		// A session id is the client's own (the JWT's sid); one naming
@@ -583,15 +595,11 @@ func (b *Bridge) register(p *Pending) error {
 		b.removeSession(s)
 		s = nil
 	case s != nil:
-		b.sessionLRU.MoveToFront(s.elem)
+		b.sessions.Get(s.id) // most recently used
 	}
 	if s == nil {
-		for len(b.sessions) >= b.cfg.MaxSessions {
-			b.removeSession(b.sessionLRU.Back().Value.(*session))
-		}
 		s = &session{id: p.sessionID, clientID: p.clientID}
-		s.elem = b.sessionLRU.PushFront(s)
-		b.sessions[s.id] = s
+		b.sessions.Add(s.id, s)
 		c.sessions[s.id] = s
 	}
 	b.link(s, p)
@@ -645,14 +653,17 @@ func (b *Bridge) knownClient(id string) *client {
 	return c
 }
 
+// session is the session of id, or nil; it does not count as a use. b.mu
+// held.
+func (b *Bridge) session(id string) *session {
+	s, _ := b.sessions.Peek(id)
+	return s
+}
+
 // removeSession forgets s for routing; its pending utterances stay pending.
 // b.mu held.
 func (b *Bridge) removeSession(s *session) {
-	delete(b.sessions, s.id)
-	b.sessionLRU.Remove(s.elem)
-	if c := b.clients[s.clientID]; c != nil {
-		delete(c.sessions, s.id)
-	}
+	b.sessions.Remove(s.id)
 }
 
 // unlink takes p out of the pending indexes. b.mu held.
@@ -672,7 +683,7 @@ func (b *Bridge) unlink(p *Pending) {
 	if c := b.clients[p.clientID]; c != nil {
 		delete(c.pending, p.id)
 	}
-	if s := b.sessions[p.sessionID]; s != nil {
+	if s := b.session(p.sessionID); s != nil {
 		if i := slices.Index(s.pending, p); i >= 0 {
 			s.pending = slices.Delete(s.pending, i, i+1)
 		}
@@ -800,7 +811,7 @@ func (b *Bridge) BusDown(pos int) {
 func (b *Bridge) ForgetSession(sessionID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s := b.sessions[sessionID]; s != nil {
+	if s := b.session(sessionID); s != nil {
 		b.removeSession(s)
 	}
 }

@@ -145,7 +145,7 @@ func (b *Bridge) route(f *api.Frame) (string, bool) {
 		}
 	}
 	if r.SessionID != "" && (f.Type != api.TypeSpeak || len(r.Destination) > 0) {
-		if s := b.sessions[r.SessionID]; s != nil {
+		if s := b.session(r.SessionID); s != nil {
 			return s.clientID, true
 		}
 	}
@@ -203,7 +203,7 @@ func (b *Bridge) pendingFor(clientID string, r *api.Route) *Pending {
 		}
 		return nil
 	}
-	if s := b.sessions[r.SessionID]; s != nil && s.clientID == clientID && len(s.pending) > 0 {
+	if s := b.session(r.SessionID); s != nil && s.clientID == clientID && len(s.pending) > 0 {
 		return s.pending[0]
 	}
 	return nil
@@ -217,7 +217,7 @@ func (b *Bridge) endedFor(clientID string, r *api.Route) bool {
 		p := b.utts[r.UtteranceID]
 		return p != nil && p.clientID == clientID && p.status != "" && !p.dry
 	}
-	s := b.sessions[r.SessionID]
+	s := b.session(r.SessionID)
 	return s != nil && s.clientID == clientID && len(s.pending) == 0
 }
 
@@ -257,7 +257,7 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 	// names when that is one of this client's.
 	if u != nil {
 		ev.SessionID = &u.sessionID
-	} else if s := b.sessions[f.Route.SessionID]; s != nil && s.clientID == clientID {
+	} else if s := b.session(f.Route.SessionID); s != nil && s.clientID == clientID {
 		sid := f.Route.SessionID
 		ev.SessionID = &sid
 	}

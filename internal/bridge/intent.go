@@ -114,7 +114,7 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 func (b *Bridge) awaitingAnswer(clientID, sessionID string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.sessions[sessionID]
+	s := b.session(sessionID)
 	if s == nil || s.clientID != clientID {
 		return false
 	}

@@ -77,7 +77,7 @@ type Sessions struct {
 	bridge  Forgetter
 	log     *slog.Logger
 	hashing chan struct{}
-	keys    verifiedKeys
+	keys    *verifiedKeys
 	admin   atomic.Pointer[[sha256.Size]byte] // the admin token's hash, replaced by SetAdminTokenHash
 }
 
@@ -96,7 +96,7 @@ func New(cfg Config, t *tokens.Tokens, c Clients, streams Kicker, bridge Forgett
 	if cfg.MaxHashing <= 0 {
 		cfg.MaxHashing = runtime.NumCPU()
 	}
-	s := &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing)}
+	s := &Sessions{cfg: cfg, tokens: t, clients: c, streams: streams, bridge: bridge, log: cfg.Logger, hashing: make(chan struct{}, cfg.MaxHashing), keys: newVerifiedKeys()}
 	h := cfg.AdminTokenHash
 	s.admin.Store(&h)
 	return s, nil
@@ -249,16 +249,16 @@ func (s *Sessions) VerifyKey(ctx context.Context, credential string, addr netip.
 		return api.Identity{}, ErrWrongKey
 	}
 	h := sha256.Sum256([]byte(credential))
-	if k, ok := s.keys.get(h); ok {
+	if k, ok := s.keys.Get(h); ok {
 		c, err := s.clients.Client(ctx, k.clientID)
 		switch {
 		case err == nil && c.KeyVersion == k.keyVersion:
 			return api.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 		case err == nil:
-			s.keys.drop(h)
+			s.keys.Remove(h)
 			return api.Identity{}, ErrKeyChanged
 		case api.ErrorCode(err) == api.ENOTFOUND:
-			s.keys.drop(h)
+			s.keys.Remove(h)
 			return api.Identity{}, ErrClientGone
 		default:
 			return api.Identity{}, err
@@ -271,7 +271,7 @@ func (s *Sessions) VerifyKey(ctx context.Context, credential string, addr netip.
 		}
 		return api.Identity{}, err
 	}
-	s.keys.put(h, verifiedKey{clientID: c.ID, keyVersion: c.KeyVersion})
+	s.keys.Add(h, verifiedKey{clientID: c.ID, keyVersion: c.KeyVersion})
 	return api.Identity{ClientID: c.ID, KeyVersion: c.KeyVersion}, nil
 }
 

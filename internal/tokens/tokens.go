@@ -105,7 +105,7 @@ type Tokens struct {
 	rev      Revocations
 	parser   *jwt.Parser
 	tickets  tickets
-	verified verifiedCache
+	verified *verifiedCache
 }
 
 // New checks cfg, fills its defaults and returns Tokens that record logouts
@@ -136,7 +136,7 @@ func New(cfg Config, rev Revocations) (*Tokens, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tokens{cfg: cfg, rev: rev}
+	t := &Tokens{cfg: cfg, rev: rev, verified: newVerifiedCache()}
 	t.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -252,7 +252,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		return Claims{}, unauthorized(detailMalformed)
 	}
 	key := tokenKey(token)
-	if c, ok := t.verified.get(key); ok {
+	if c, ok := t.verified.Get(key); ok {
 		// As the parser decides exp: valid while now < exp + leeway.
 		if !t.cfg.Now().Before(c.ExpiresAt.Add(t.cfg.Leeway)) {
 			return Claims{}, unauthorized(detailExpired)
@@ -300,7 +300,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if t.revoked(c) {
 		return Claims{}, unauthorized(detailRevoked)
 	}
-	t.verified.put(key, c, t.cfg.Now())
+	t.verified.Add(key, c)
 	return c, nil
 }
 

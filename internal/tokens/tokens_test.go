@@ -440,7 +440,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("first", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			tk.verified = verifiedCache{}
+			tk.verified = newVerifiedCache()
 			if _, err := tk.Verify(tok.Reveal()); err != nil {
 				b.Fatal(err)
 			}
@@ -469,8 +469,8 @@ func TestVerifiedCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk.verified.len() != 1 {
-		t.Fatalf("cache holds %d tokens after one verification", tk.verified.len())
+	if tk.verified.Len() != 1 {
+		t.Fatalf("cache holds %d tokens after one verification", tk.verified.Len())
 	}
 	again, err := tk.Verify(tok.Reveal())
 	if err != nil || again != first {
@@ -504,15 +504,15 @@ func TestVerifiedCache(t *testing.T) {
 // TestVerifiedCacheBounded: however many tokens verify, the cache stays
 // under its bound.
 func TestVerifiedCacheBounded(t *testing.T) {
-	var v verifiedCache
+	v := newVerifiedCache()
 	now := time.Now()
 	for i := range maxVerified * 2 {
-		v.put(tokenKey(strconv.Itoa(i)), Claims{ExpiresAt: now.Add(time.Hour)}, now)
-		if v.len() > maxVerified {
-			t.Fatalf("%d entries after %d puts", v.len(), i+1)
+		v.Add(tokenKey(strconv.Itoa(i)), Claims{ExpiresAt: now.Add(time.Hour)})
+		if v.Len() > maxVerified {
+			t.Fatalf("%d entries after %d puts", v.Len(), i+1)
 		}
 	}
-	if _, ok := v.get(tokenKey(strconv.Itoa(maxVerified*2 - 1))); !ok {
+	if _, ok := v.Get(tokenKey(strconv.Itoa(maxVerified*2 - 1))); !ok {
 		t.Fatal("the newest entry was dropped")
 	}
 }
