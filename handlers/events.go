@@ -107,6 +107,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		key = 0
 	}
 	sub := s.deps.Streams.SubscribeKey(clientID, id.SessionID, lastEventID, key)
+	if errors.Is(sub.Err(), hub.ErrUnavailable) {
+		// Replicas share their streams' events through Redis, which is
+		// unreachable: no stream can promise its replay now.
+		release()
+		return &api.Error{Code: api.EUNAVAILABLE, Detail: "the gateway's shared state is unreachable; try again shortly", RetryAfter: s.cfg.Retry}
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

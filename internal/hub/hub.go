@@ -72,6 +72,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the hub's logs; nil discards them.
 	Logger *slog.Logger
+	// Relay, when set, shares the events with other replicas' hubs (see
+	// Relay); the hub then keeps no window of its own.
+	Relay Relay
 }
 
 // Stats are the hub's counters, read atomically.
@@ -98,6 +101,7 @@ type Hub struct {
 	// of the new life and silently missing events. The replay windows are not
 	// kept across restarts.
 	base   uint64
+	relay  Relay
 	log    *slog.Logger
 	seed   maphash.Seed
 	closed atomic.Bool
@@ -161,6 +165,7 @@ func New(cfg Config) (*Hub, error) {
 		windowBytes: cfg.WindowBytes,
 		buffer:      cfg.Buffer,
 		base:        uint64(max(cfg.Now().UnixMicro(), 0)),
+		relay:       cfg.Relay,
 		log:         cfg.Logger,
 		seed:        maphash.MakeSeed(),
 	}
@@ -184,6 +189,9 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 		h.log.LogAttrs(context.Background(), slog.LevelWarn, "hub: event dropped",
 			slog.String("client_id", clientID), slog.String("event", ev.Name), slog.Any("error", err))
 		return 0
+	}
+	if h.relay != nil {
+		return h.publishRelayed(clientID, body)
 	}
 	var slow []string
 	var id uint64
@@ -219,14 +227,7 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 	}
 	h.published.Add(1)
 	h.delivered.Add(delivered)
-	if n := len(slow); n > 0 {
-		h.droppedSlow.Add(uint64(n))
-		h.subscribers.Add(-int64(n))
-		for _, connID := range slow {
-			h.log.LogAttrs(context.Background(), slog.LevelInfo, "hub: slow subscriber disconnected",
-				slog.String("client_id", clientID), slog.String("connection_id", connID))
-		}
-	}
+	h.slowOnes(clientID, slow)
 	return id
 }
 
@@ -274,15 +275,25 @@ func (h *Hub) SubscribeKey(clientID, sessionID, lastEventID string, keyVersion i
 			}
 			continue
 		}
-		s.lastID = t.last
-		var first uint64
-		s.replay, first, s.gap = t.resume(lastEventID)
-		s.resumeID = first - 1
-		if s.gap {
-			if len(lastEventID) > maxEchoedID {
-				lastEventID = lastEventID[:maxEchoedID]
+		if h.relay != nil {
+			if err := h.resumeShared(t, s, clientID, lastEventID); err != nil {
+				t.mu.Unlock()
+				h.log.LogAttrs(context.Background(), slog.LevelWarn, "hub: shared event log unavailable; stream refused",
+					slog.String("client_id", clientID), slog.Any("error", err))
+				s.end(ErrUnavailable)
+				return s
 			}
-			s.gapEvent = api.GapEvent{LastEventID: lastEventID, FirstEventID: strconv.FormatUint(first, 10)}
+		} else {
+			s.lastID = t.last
+			var first uint64
+			s.replay, first, s.gap = t.resume(lastEventID)
+			s.resumeID = first - 1
+			if s.gap {
+				if len(lastEventID) > maxEchoedID {
+					lastEventID = lastEventID[:maxEchoedID]
+				}
+				s.gapEvent = api.GapEvent{LastEventID: lastEventID, FirstEventID: strconv.FormatUint(first, 10)}
+			}
 		}
 		s.hub = h
 		s.topic = t
@@ -305,6 +316,15 @@ func (h *Hub) Kick(clientID, sessionID string, reason error) {
 	if reason == nil {
 		reason = ErrKicked
 	}
+	if h.relay != nil {
+		h.control(Control{Op: OpKick, ClientID: clientID, SessionID: sessionID, Reason: reasonName(reason)})
+		return
+	}
+	h.kickLocal(clientID, sessionID, reason)
+}
+
+// kickLocal is Kick on this hub's own subscriptions.
+func (h *Hub) kickLocal(clientID, sessionID string, reason error) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return
@@ -320,6 +340,15 @@ func (h *Hub) Kick(clientID, sessionID string, reason error) {
 // the key was rotated by another process, which the caller noticed in the
 // store.
 func (h *Hub) KickStale(clientID string, keyVersion int64) {
+	if h.relay != nil {
+		h.control(Control{Op: OpKickStale, ClientID: clientID, KeyVersion: keyVersion})
+		return
+	}
+	h.kickStaleLocal(clientID, keyVersion)
+}
+
+// kickStaleLocal is KickStale on this hub's own subscriptions.
+func (h *Hub) kickStaleLocal(clientID string, keyVersion int64) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return
@@ -364,6 +393,15 @@ func (h *Hub) Watched() []string {
 // Forget ends all the client's subscriptions with ErrClientDeleted and drops
 // its topic, window included: the client was deleted.
 func (h *Hub) Forget(clientID string) {
+	if h.relay != nil {
+		h.control(Control{Op: OpForget, ClientID: clientID})
+		return
+	}
+	h.forgetLocal(clientID)
+}
+
+// forgetLocal is Forget on this hub's own subscriptions and window.
+func (h *Hub) forgetLocal(clientID string) {
 	sh := h.shard(clientID)
 	sh.mu.Lock()
 	t := sh.topics[clientID]
@@ -441,6 +479,10 @@ func (h *Hub) topic(clientID string) *topic {
 	defer sh.mu.Unlock()
 	if t = sh.topics[clientID]; t == nil {
 		t = &topic{last: h.base}
+		if h.relay != nil {
+			// The relay gives the ids; this is the newest delivered here.
+			t.last = 0
+		}
 		sh.topics[clientID] = t
 	}
 	return t
