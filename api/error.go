@@ -41,6 +41,10 @@ const IntentPasswordHeader = "X-Intent-Password"
 // and Detail says it in words that are safe to show (never a secret, never an
 // internal cause). Anything that is not an *Error reaches the caller as
 // EINTERNAL with a generic detail; its text is only logged.
+//
+// As tailscale's tsweb.HTTPError does, an Error may carry the Cause that
+// made it, for the log: the error writer records it for the access log
+// line, and the caller never sees it.
 type Error struct {
 	Code   string
 	Detail string
@@ -49,14 +53,33 @@ type Error struct {
 	Intent string
 	// RetryAfter, when positive, is sent as the Retry-After header (429, 503).
 	RetryAfter time.Duration
+	// Cause, when not nil, is what went wrong inside (a bus write that
+	// failed, an answer that did not parse): logged, never shown to the
+	// caller, and never holding a secret. Unwrap returns it.
+	Cause error
 }
 
-// Error implements the error interface.
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Detail) }
+// Error implements the error interface: the code and detail, then the
+// cause. It is for the log; the caller is shown ErrorDetail.
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Detail, e.Cause)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Detail)
+}
+
+// Unwrap returns the cause, so that errors.Is and errors.As see it.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an *Error with the given code and a formatted detail.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with the given code and formatted detail, made by
+// cause (kept for the log, see Error.Cause).
+func Wrap(cause error, code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...), Cause: cause}
 }
 
 // ErrorCode returns the code of err if it is (or wraps) an *Error, else

@@ -87,3 +87,25 @@ func TestAccessLogLevels(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessLogNamesTheCause: an *api.Error made by a cause (tsweb's way)
+// shows the caller its detail and the access log line its cause.
+func TestAccessLogNamesTheCause(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	r := chi.NewRouter()
+	r.Use(middleware.AccessLog(log, nil))
+	r.Post("/v1/utterances", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, api.Wrap(errors.New("write tcp: broken pipe"), api.EUNAVAILABLE, "the assistant's messagebus is unavailable"))
+	})
+	w := serve(t, r, httptest.NewRequest("POST", "/v1/utterances", nil))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", w.Code)
+	}
+	if line := buf.String(); !strings.Contains(line, "broken pipe") || !strings.Contains(line, "messagebus is unavailable") {
+		t.Errorf("the log line lacks the cause or the detail: %s", line)
+	}
+	if body := w.Body.String(); strings.Contains(body, "broken pipe") || !strings.Contains(body, "messagebus is unavailable") {
+		t.Errorf("the client saw %s, want the detail without the cause", body)
+	}
+}

@@ -426,6 +426,13 @@ func unavailable(detail string) *api.Error {
 	return &api.Error{Code: api.EUNAVAILABLE, Detail: detail, RetryAfter: retryAfter}
 }
 
+// unavailableBy is unavailable made by cause, kept for the log.
+func unavailableBy(cause error, detail string) *api.Error {
+	e := unavailable(detail)
+	e.Cause = cause
+	return e
+}
+
 func (b *Bridge) check(u Utterance) error {
 	switch {
 	case u.ClientID == "":
@@ -541,7 +548,7 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 		b.discard(p)
 		b.st.refused.Add(1)
 		b.log.Warn("utterance not sent", "client", u.ClientID, "err", werr)
-		return nil, unavailable("the assistant's messagebus is unavailable")
+		return nil, unavailableBy(werr, "the assistant's messagebus is unavailable")
 	}
 	p.sent = true
 	b.st.sent.Add(1)

@@ -375,3 +375,20 @@ func TestMaxSessions(t *testing.T) {
 		t.Errorf("events %q", got)
 	}
 }
+
+// TestSendRefusalKeepsItsCause: the write's error is the refusal's cause,
+// for the access log (api.Error.Cause), while the caller's detail stays
+// the same.
+func TestSendRefusalKeepsItsCause(t *testing.T) {
+	b, bus, _ := newBridge(t, Config{})
+	pipe := errors.New("broken pipe")
+	bus.sendErr = pipe
+	_, err := b.Send(context.Background(), Utterance{ClientID: "a", SessionID: "s", Text: "x"}, true)
+	wantUnavailable(t, err)
+	if !errors.Is(err, pipe) {
+		t.Errorf("error %v does not keep the write's error as its cause", err)
+	}
+	if got := api.ErrorDetail(err); got != "the assistant's messagebus is unavailable" {
+		t.Errorf("detail %q", got)
+	}
+}

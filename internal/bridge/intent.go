@@ -95,13 +95,13 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 			return nil, fmt.Errorf("bridge: intent query: %w", cerr)
 		}
 		b.log.Warn("intent query unanswered", "client", u.ClientID, "timeout", b.cfg.IntentTimeout, "err", err)
-		return nil, unavailable("the assistant did not say which intent would match")
+		return nil, unavailableBy(err, "the assistant did not say which intent would match")
 	}
 	in, err := parseIntent(reply.Data)
 	if err != nil {
 		b.st.dryRunFailures.Add(1)
 		b.log.Warn("intent reply unreadable", "client", u.ClientID, "err", err)
-		return nil, unavailable("the assistant's intent answer was unreadable")
+		return nil, unavailableBy(err, "the assistant's intent answer was unreadable")
 	}
 	if in != nil {
 		in.Answer = b.awaitingAnswer(u.ClientID, u.SessionID)

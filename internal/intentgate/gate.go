@@ -593,7 +593,7 @@ func (g *Gate) dryRunFailed(ctx context.Context, s *snapshot, u bridge.Utterance
 	if errors.As(err, &e) && e.RetryAfter > 0 {
 		wait = e.RetryAfter
 	}
-	return Blacklist{}, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: wait,
+	return Blacklist{}, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: wait, Cause: err,
 		Detail: "the assistant could not say which intent would handle this utterance, and some intents are protected; try again later"}
 }
 
