@@ -34,6 +34,11 @@ const (
 // deleted) is counted but never held against the address. Failed logins
 // are recorded by Login itself.
 func (s *Sessions) Refused(ctx context.Context, addr netip.Addr, err error) {
+	if c := api.ErrorCode(err); c != api.EUNAUTHORIZED && c != api.EFORBIDDEN {
+		// Not a refusal of the credential: the check could not be made
+		// (shared state out of reach), which is nobody's guess.
+		return
+	}
 	s.refused(ctx, addr, refusalReason(err))
 }
 

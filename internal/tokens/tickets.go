@@ -1,7 +1,9 @@
 package tokens
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 
@@ -21,9 +23,27 @@ const (
 	ticketPruneEvery    = 10 * time.Second
 )
 
-// tickets holds the outstanding tickets, keyed by the SHA-256 of the ticket
-// so that the map (a heap dump, say) holds nothing that can be redeemed.
+// TicketStore keeps the outstanding stream tickets by the SHA-256 of each
+// (never the ticket itself, so that what it holds cannot be redeemed). The
+// default lives in the process; a shared one (redisstore.Tickets) lets any
+// replica redeem a ticket another issued, once.
+type TicketStore interface {
+	// Put keeps c under hash until expires. It refuses with ERATELIMITED
+	// when the client has too many outstanding tickets, and EUNAVAILABLE
+	// when the store is full or out of reach.
+	Put(ctx context.Context, hash [sha256.Size]byte, c Claims, expires time.Time) error
+	// Get returns the claims and expiry of the ticket under hash, ok false
+	// when there is none; spend removes it in the same step, so that of two
+	// uses at once exactly one finds it.
+	Get(ctx context.Context, hash [sha256.Size]byte, spend bool) (c Claims, expires time.Time, ok bool, err error)
+}
+
+// ticketTimeout bounds a call to the TicketStore.
+const ticketTimeout = 2 * time.Second
+
+// tickets is the TicketStore of one process.
 type tickets struct {
+	now       func() time.Time
 	mu        sync.Mutex
 	byHash    map[[sha256.Size]byte]ticket
 	perClient map[string]int
@@ -35,9 +55,38 @@ type ticket struct {
 	expires time.Time
 }
 
-func (ts *tickets) init() {
-	ts.byHash = map[[sha256.Size]byte]ticket{}
-	ts.perClient = map[string]int{}
+func newTickets(now func() time.Time) *tickets {
+	return &tickets{now: now, byHash: map[[sha256.Size]byte]ticket{}, perClient: map[string]int{}}
+}
+
+// Put implements TicketStore.
+func (ts *tickets) Put(_ context.Context, hash [sha256.Size]byte, c Claims, expires time.Time) error {
+	now := ts.now()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if now.Sub(ts.lastPrune) >= ticketPruneEvery || len(ts.byHash) >= maxTickets {
+		ts.pruneLocked(now)
+	}
+	if len(ts.byHash) >= maxTickets {
+		return &api.Error{Code: api.EUNAVAILABLE, Detail: "too many outstanding stream tickets", RetryAfter: TicketTTL}
+	}
+	if ts.perClient[c.ClientID] >= maxTicketsPerClient {
+		return &api.Error{Code: api.ERATELIMITED, Detail: "too many outstanding stream tickets for this client", RetryAfter: TicketTTL}
+	}
+	ts.byHash[hash] = ticket{claims: c, expires: expires}
+	ts.perClient[c.ClientID]++
+	return nil
+}
+
+// Get implements TicketStore: the lookup and the removal under one lock.
+func (ts *tickets) Get(_ context.Context, hash [sha256.Size]byte, spend bool) (Claims, time.Time, bool, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	tk, ok := ts.byHash[hash]
+	if ok && spend {
+		ts.removeLocked(hash, tk)
+	}
+	return tk.claims, tk.expires, ok, nil
 }
 
 // IssueTicket returns a single-use ticket standing for the session c, and
@@ -52,8 +101,9 @@ func (t *Tokens) IssueTicket(c Claims) (api.Secret, time.Duration, error) {
 		return "", 0, unauthorized(detailInvalid)
 	case !now.Before(c.ExpiresAt):
 		return "", 0, unauthorized(detailExpired)
-	case t.revoked(c):
-		return "", 0, unauthorized(detailRevoked)
+	}
+	if err := t.checkRevoked(c); err != nil {
+		return "", 0, err
 	}
 	expires := now.Add(TicketTTL)
 	if c.ExpiresAt.Before(expires) {
@@ -64,20 +114,11 @@ func (t *Tokens) IssueTicket(c Claims) (api.Secret, time.Duration, error) {
 		return "", 0, err
 	}
 
-	ts := &t.tickets
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if now.Sub(ts.lastPrune) >= ticketPruneEvery || len(ts.byHash) >= maxTickets {
-		ts.pruneLocked(now)
+	ctx, cancel := context.WithTimeout(context.Background(), ticketTimeout)
+	defer cancel()
+	if err := t.tickets.Put(ctx, sha256.Sum256([]byte(secret)), c, expires); err != nil {
+		return "", 0, ticketStoreErr(err)
 	}
-	if len(ts.byHash) >= maxTickets {
-		return "", 0, &api.Error{Code: api.EUNAVAILABLE, Detail: "too many outstanding stream tickets", RetryAfter: TicketTTL}
-	}
-	if ts.perClient[c.ClientID] >= maxTicketsPerClient {
-		return "", 0, &api.Error{Code: api.ERATELIMITED, Detail: "too many outstanding stream tickets for this client", RetryAfter: TicketTTL}
-	}
-	ts.byHash[sha256.Sum256([]byte(secret))] = ticket{claims: c, expires: expires}
-	ts.perClient[c.ClientID]++
 	return secret, expires.Sub(now), nil
 }
 
@@ -100,22 +141,31 @@ func (t *Tokens) ticket(s string, spend bool) (Claims, error) {
 	if s == "" || len(s) > maxTicketLen {
 		return Claims{}, unauthorized(detailTicket)
 	}
-	h := sha256.Sum256([]byte(s))
-	ts := &t.tickets
-	ts.mu.Lock()
-	tk, ok := ts.byHash[h]
-	if ok && spend {
-		ts.removeLocked(h, tk)
+	ctx, cancel := context.WithTimeout(context.Background(), ticketTimeout)
+	defer cancel()
+	claims, expires, ok, err := t.tickets.Get(ctx, sha256.Sum256([]byte(s)), spend)
+	if err != nil {
+		return Claims{}, ticketStoreErr(err)
 	}
-	ts.mu.Unlock()
 	now := t.cfg.Now()
 	switch {
-	case !ok || !now.Before(tk.expires):
+	case !ok || !now.Before(expires):
 		return Claims{}, unauthorized(detailTicket)
-	case t.revoked(tk.claims):
-		return Claims{}, unauthorized(detailRevoked)
 	}
-	return tk.claims, nil
+	if err := t.checkRevoked(claims); err != nil {
+		return Claims{}, err
+	}
+	return claims, nil
+}
+
+// ticketStoreErr passes the store's refusals (api errors) on, and turns
+// any other failure into EUNAVAILABLE: a ticket is never let through.
+func ticketStoreErr(err error) error {
+	var e *api.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &api.Error{Code: api.EUNAVAILABLE, Detail: "the gateway's shared state is unreachable; try again shortly", RetryAfter: unavailableRetry}
 }
 
 func (ts *tickets) removeLocked(h [sha256.Size]byte, tk ticket) {

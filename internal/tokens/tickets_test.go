@@ -172,9 +172,10 @@ func TestTicketLimits(t *testing.T) {
 		if _, _, err := tk.IssueTicket(c); err != nil {
 			t.Fatalf("expired tickets not pruned: %v", err)
 		}
-		tk.tickets.mu.Lock()
-		n := len(tk.tickets.byHash)
-		tk.tickets.mu.Unlock()
+		mem := tk.tickets.(*tickets)
+		mem.mu.Lock()
+		n := len(mem.byHash)
+		mem.mu.Unlock()
 		if n != 1 {
 			t.Fatalf("%d tickets held after pruning, want 1", n)
 		}
@@ -193,12 +194,13 @@ func TestTicketStoredHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk.tickets.mu.Lock()
-	defer tk.tickets.mu.Unlock()
-	if len(tk.tickets.byHash) != 1 {
-		t.Fatalf("%d tickets held, want 1", len(tk.tickets.byHash))
+	mem := tk.tickets.(*tickets)
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if len(mem.byHash) != 1 {
+		t.Fatalf("%d tickets held, want 1", len(mem.byHash))
 	}
-	if _, ok := tk.tickets.byHash[sha256.Sum256([]byte(s.Reveal()))]; !ok {
+	if _, ok := mem.byHash[sha256.Sum256([]byte(s.Reveal()))]; !ok {
 		t.Fatal("ticket not keyed by its SHA-256")
 	}
 }

@@ -69,7 +69,25 @@ type Config struct {
 	Leeway time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Tickets keeps the outstanding stream tickets: the process's own when
+	// nil, a shared one (redisstore) for several replicas.
+	Tickets TicketStore
 }
+
+// RevocationChecker is Revocations shared by several replicas (Redis): it
+// answers for a session and its token in one question, and may fail, in
+// which case Verify refuses with EUNAVAILABLE rather than let a token
+// through.
+type RevocationChecker interface {
+	RevokedAny(ctx context.Context, ids ...string) (bool, error)
+}
+
+// revocationTimeout bounds a shared revocation check; unavailableRetry is
+// the Retry-After of a refusal when it could not be made.
+const (
+	revocationTimeout = 2 * time.Second
+	unavailableRetry  = 5 * time.Second
+)
 
 // Revocations remembers logged-out sessions (by session id; tokens by token
 // id before) until their tokens expire. store.Store
@@ -104,7 +122,7 @@ type Tokens struct {
 	cfg      Config
 	rev      Revocations
 	parser   *jwt.Parser
-	tickets  tickets
+	tickets  TicketStore
 	verified *verifiedCache
 }
 
@@ -148,7 +166,10 @@ func New(cfg Config, rev Revocations) (*Tokens, error) {
 		// One spelling per token: no padding, no stray bits.
 		jwt.WithStrictDecoding(),
 	)
-	t.tickets.init()
+	t.tickets = cfg.Tickets
+	if t.tickets == nil {
+		t.tickets = newTickets(t.cfg.Now)
+	}
 	return t, nil
 }
 
@@ -195,8 +216,8 @@ func (t *Tokens) Renew(c Claims) (api.Secret, Claims, error) {
 	if c.ClientID == "" || c.SessionID == "" {
 		return "", Claims{}, errors.New("tokens: renew: claims without client or session")
 	}
-	if t.revoked(c) {
-		return "", Claims{}, unauthorized(detailRevoked)
+	if err := t.checkRevoked(c); err != nil {
+		return "", Claims{}, err
 	}
 	jti, err := randomID()
 	if err != nil {
@@ -257,8 +278,8 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		if !t.cfg.Now().Before(c.ExpiresAt.Add(t.cfg.Leeway)) {
 			return Claims{}, unauthorized(detailExpired)
 		}
-		if t.revoked(c) {
-			return Claims{}, unauthorized(detailRevoked)
+		if err := t.checkRevoked(c); err != nil {
+			return Claims{}, err
 		}
 		return c, nil
 	}
@@ -297,8 +318,8 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		IssuedAt:   jc.IssuedAt.UTC(),
 		ExpiresAt:  jc.ExpiresAt.UTC(),
 	}
-	if t.revoked(c) {
-		return Claims{}, unauthorized(detailRevoked)
+	if err := t.checkRevoked(c); err != nil {
+		return Claims{}, err
 	}
 	t.verified.Add(key, c)
 	return c, nil
@@ -369,9 +390,27 @@ func (t *Tokens) Revoke(ctx context.Context, c Claims) error {
 	return nil
 }
 
-// revoked says whether c's session, or c's token alone, was revoked.
-func (t *Tokens) revoked(c Claims) bool {
-	return t.rev.Revoked(c.SessionID) || t.rev.Revoked(c.ID)
+// checkRevoked refuses c when its session, or its token alone, was
+// revoked: EUNAUTHORIZED "token revoked". Revocations shared by several
+// replicas (RevocationChecker) may not answer: that is EUNAVAILABLE, never
+// a token let through.
+func (t *Tokens) checkRevoked(c Claims) error {
+	if rc, ok := t.rev.(RevocationChecker); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), revocationTimeout)
+		defer cancel()
+		revoked, err := rc.RevokedAny(ctx, c.SessionID, c.ID)
+		switch {
+		case err != nil:
+			return &api.Error{Code: api.EUNAVAILABLE, Detail: "the gateway's shared state is unreachable; try again shortly", RetryAfter: unavailableRetry}
+		case revoked:
+			return unauthorized(detailRevoked)
+		}
+		return nil
+	}
+	if t.rev.Revoked(c.SessionID) || t.rev.Revoked(c.ID) {
+		return unauthorized(detailRevoked)
+	}
+	return nil
 }
 
 // Reason returns the machine word for a Verify, RedeemTicket or IssueTicket
