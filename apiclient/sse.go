@@ -44,6 +44,7 @@ type Decoder struct {
 	lastID  string
 	retry   time.Duration
 	dropped uint64
+	observe func(field, value string)
 }
 
 // NewDecoder returns a Decoder reading r, with events of at most maxEvent
@@ -65,6 +66,14 @@ func (d *Decoder) Retry() time.Duration { return d.retry }
 
 // Dropped counts events skipped for their size.
 func (d *Decoder) Dropped() uint64 { return d.dropped }
+
+// Observe has fn called, from Next, with every line read other than the
+// blank lines that end events and the lines too long to keep: a comment as
+// field "" and its text, a field as its name and value (one space after the
+// colon removed), whether or not the decoder uses it. It shows what Next
+// leaves out: the keepalive comments, the reason a server gives before it
+// ends a stream, each retry hint as sent.
+func (d *Decoder) Observe(fn func(field, value string)) { d.observe = fn }
 
 // Next returns the next event, or the read error (io.EOF when the stream
 // ended cleanly; an event cut off by the end is not returned).
@@ -100,15 +109,18 @@ func (d *Decoder) Next() (Event, error) {
 			}
 			return Event{ID: d.lastID, Name: name, Data: data}, nil
 		}
-		if line[0] == ':' {
-			continue
-		}
 		field, value := line, []byte(nil)
 		if i := bytes.IndexByte(line, ':'); i >= 0 {
 			field, value = line[:i], line[i+1:]
 			if len(value) > 0 && value[0] == ' ' {
 				value = value[1:]
 			}
+		}
+		if d.observe != nil {
+			d.observe(string(field), string(value))
+		}
+		if len(field) == 0 { // a comment
+			continue
 		}
 		switch string(field) {
 		case "event":
@@ -142,46 +154,58 @@ func (d *Decoder) Next() (Event, error) {
 }
 
 // readLine returns the next line without its terminator (CRLF, LF or CR). A
-// line longer than the limit is consumed and reported as errTooLong.
+// line longer than the limit is consumed and reported as errTooLong. It
+// scans what the reader holds in bulk, and returns a line as soon as its
+// terminator is in, without waiting for the byte after a CR.
 func (d *Decoder) readLine() ([]byte, error) {
 	d.line = d.line[:0]
 	tooLong := false
 	for {
-		b, err := d.r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
 		if d.afterCR {
-			d.afterCR = false
-			if b == '\n' {
-				continue
+			// The LF of a CRLF whose CR ended the previous line.
+			b, err := d.r.ReadByte()
+			if err != nil {
+				return nil, err
 			}
+			d.afterCR = false
+			if b != '\n' {
+				_ = d.r.UnreadByte()
+			}
+			continue
+		}
+		if _, err := d.r.Peek(1); err != nil {
+			return nil, err
 		}
 		if !d.started {
 			d.started = true
 			// One leading U+FEFF (EF BB BF) is ignored.
-			if b == 0xEF {
-				if rest, err := d.r.Peek(2); err == nil && rest[0] == 0xBB && rest[1] == 0xBF {
-					_, _ = d.r.Discard(2)
+			if b, _ := d.r.Peek(1); b[0] == 0xEF {
+				if bom, err := d.r.Peek(3); err == nil && bom[1] == 0xBB && bom[2] == 0xBF {
+					_, _ = d.r.Discard(3)
 					continue
 				}
 			}
 		}
-		switch b {
-		case '\r':
-			d.afterCR = true
-			fallthrough
-		case '\n':
-			if tooLong {
-				return nil, errTooLong
-			}
-			return d.line, nil
+		buf, _ := d.r.Peek(d.r.Buffered())
+		i := bytes.IndexAny(buf, "\r\n")
+		chunk := buf
+		if i >= 0 {
+			chunk = buf[:i]
 		}
-		if len(d.line) >= d.max+16 { // room for the field name
-			tooLong = true
+		if room := d.max + 16 - len(d.line); len(chunk) > room { // room for the field name
+			chunk, tooLong = chunk[:max(room, 0)], true
+		}
+		d.line = append(d.line, chunk...)
+		if i < 0 {
+			_, _ = d.r.Discard(len(buf))
 			continue
 		}
-		d.line = append(d.line, b)
+		d.afterCR = buf[i] == '\r'
+		_, _ = d.r.Discard(i + 1)
+		if tooLong {
+			return nil, errTooLong
+		}
+		return d.line, nil
 	}
 }
 

@@ -123,3 +123,26 @@ func BenchmarkDecoder(b *testing.B) {
 		}
 	}
 }
+
+// TestDecoderObserve: Observe sees the comments, the retry hints as sent and
+// every field, in order, between the events Next returns.
+func TestDecoderObserve(t *testing.T) {
+	d := NewDecoder(strings.NewReader("retry: 2000\n\n: keepalive\nid: 1\nevent: speak\ndata: x\n\n:no space\nretry: soon\nfoo\n\n"), 0, "")
+	var seen []string
+	d.Observe(func(field, value string) { seen = append(seen, field+"="+value) })
+	ev, err := d.Next()
+	if err != nil || ev.Name != "speak" || string(ev.Data) != "x" {
+		t.Fatalf("Next = %+v, %v", ev, err)
+	}
+	want := []string{"retry=2000", "=keepalive", "id=1", "event=speak", "data=x"}
+	if !reflect.DeepEqual(seen, want) {
+		t.Fatalf("observed %q before the event, want %q", seen, want)
+	}
+	if _, err := d.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next = %v, want EOF", err)
+	}
+	want = append(want, "=no space", "retry=soon", "foo=")
+	if !reflect.DeepEqual(seen, want) {
+		t.Fatalf("observed %q, want %q", seen, want)
+	}
+}

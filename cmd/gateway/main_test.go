@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 )
 
@@ -182,7 +182,8 @@ func (g *gateway) newClient(t *testing.T, id string) api.SessionResponse {
 	return g.login(t, id, g.createClient(t, id))
 }
 
-// sseEvent is one event read from a stream.
+// sseEvent is one event read from a stream (ID: the stream's last event id
+// once it arrived).
 type sseEvent struct {
 	ID, Name string
 	Data     string
@@ -238,36 +239,27 @@ func bearer(tok string) http.Header {
 
 func (s *stream) read() {
 	defer close(s.closed)
-	sc := bufio.NewScanner(s.resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var ev sseEvent
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev.Name != "" || len(data) > 0 {
-				ev.Data = strings.Join(data, "\n")
-				s.events <- ev
-			}
-			ev, data = sseEvent{}, nil
-		case strings.HasPrefix(line, ":"):
+	dec := apiclient.NewDecoder(s.resp.Body, 1<<20, "")
+	dec.Observe(func(field, value string) {
+		switch field {
+		case "": // a comment
 			select {
-			case s.comments <- strings.TrimSpace(line[1:]):
+			case s.comments <- strings.TrimSpace(value):
 			default:
 			}
-		case strings.HasPrefix(line, "id: "):
-			ev.ID = line[4:]
-		case strings.HasPrefix(line, "event: "):
-			ev.Name = line[7:]
-		case strings.HasPrefix(line, "data: "):
-			data = append(data, line[6:])
-		case strings.HasPrefix(line, "retry: "):
+		case "retry":
 			select {
-			case s.retry <- line[7:]:
+			case s.retry <- value:
 			default:
 			}
 		}
+	})
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			return
+		}
+		s.events <- sseEvent{ID: ev.ID, Name: ev.Name, Data: string(ev.Data)}
 	}
 }
 

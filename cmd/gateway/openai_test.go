@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/busclient"
 )
 
@@ -334,13 +335,33 @@ func TestOpenAIStreamBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each event parses as SSE, of data fields only.
+	dec := apiclient.NewDecoder(bytes.NewReader(raw), 0, "")
+	dec.Observe(func(field, value string) {
+		if field != "data" {
+			t.Errorf("field %q (%q)", field, value)
+		}
+	})
+	var events []apiclient.Event
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		events = append(events, ev)
+	}
+	if len(events) != 4 || string(events[3].Data) != "[DONE]" {
+		t.Fatalf("events %q, want 3 chunks and [DONE]", events)
+	}
 	var first struct {
 		ID      string `json:"id"`
 		Created int64  `json:"created"`
 	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &first); err != nil {
-		t.Fatalf("first event %q: %v", line, err)
+	if err := json.Unmarshal(events[0].Data, &first); err != nil {
+		t.Fatalf("first event %q: %v", events[0].Data, err)
 	}
 	uid := strings.TrimPrefix(first.ID, "chatcmpl-")
 	head := fmt.Sprintf(`{"id":%q,"object":"chat.completion.chunk","created":%d,"model":"ovos","choices":[{"index":0,"delta":`, first.ID, first.Created)
@@ -350,13 +371,6 @@ func TestOpenAIStreamBytes(t *testing.T) {
 		"data: [DONE]\n\n"
 	if string(raw) != want {
 		t.Fatalf("stream bytes:\n%s\nwant:\n%s", raw, want)
-	}
-	// And each event parses as SSE: "data: " lines and blank lines only.
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	for sc.Scan() {
-		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "data: ") {
-			t.Fatalf("line %q", l)
-		}
 	}
 }
 
