@@ -190,17 +190,13 @@ func (b *bench) checkSlow() {
 	for _, s := range slow {
 		wg.Go(func() {
 			_ = s.conn.SetReadDeadline(time.Now().Add(slowCheckWait))
-			p := eventParser{}
-			reason := "closed without a reason"
 			var err error
-			for {
-				var ev sseEvent
-				if ev, err = p.next(s.body); err != nil {
-					break
-				}
-				if ev.comment != "" {
-					reason = ev.comment
-				}
+			for err == nil {
+				_, err = s.events.Next() // the comments go to s.last
+			}
+			reason := s.last.Load().(string)
+			if reason == "" {
+				reason = "closed without a reason"
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -103,22 +102,17 @@ func TestEventParser(t *testing.T) {
 		"id: 2\r\nevent: speak\r\ndata: {\"utterance_id\":\"u1\",\r\ndata: \"utterance\":\"hi\"}\r\n\r\n" +
 		"data: " + long + "\n\n" +
 		"event: done\ndata: {\"utterance_id\":\"u1\",\"status\":\"handled\"}\n\n"
-	r := bufio.NewReaderSize(strings.NewReader(in), streamBuffer)
-	var p eventParser
 	var got []string
+	d := newEventDecoder(strings.NewReader(in), func(c string) { got = append(got, "comment:"+c) })
 	for {
-		ev, err := p.next(r)
+		ev, err := d.Next()
 		if err != nil {
 			if err != io.EOF {
 				t.Fatalf("err %v", err)
 			}
 			break
 		}
-		if ev.comment != "" {
-			got = append(got, "comment:"+ev.comment)
-			continue
-		}
-		got = append(got, ev.name+":"+jsonField(ev.data, "utterance_id")+":"+jsonField(ev.data, "status")+":"+strings.Repeat("L", min(len(ev.data)/len(long), 1)))
+		got = append(got, ev.Name+":"+jsonField(ev.Data, "utterance_id")+":"+jsonField(ev.Data, "status")+":"+strings.Repeat("L", min(len(ev.Data)/len(long), 1)))
 	}
 	want := []string{"ready:::", "comment:keepalive", "speak:u1::", "message:::L", "done:u1:handled:"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ovosgw/gateway/apiclient"
 )
 
 // Sizes of a stream's reader.
@@ -28,7 +28,7 @@ type stream struct {
 	cl      *clientState
 	primary bool
 	conn    net.Conn
-	body    *bufio.Reader
+	events  *apiclient.Decoder
 	// last is the last comment the server wrote: why it ended the stream.
 	last atomic.Value // string
 }
@@ -67,20 +67,21 @@ func openStream(ctx context.Context, src *source, hostport string, cl *clientSta
 		_ = conn.Close()
 		return nil, fmt.Errorf("stream of %s: %w", cl.id, &statusError{status: resp.StatusCode, body: string(raw)})
 	}
-	s := &stream{cl: cl, primary: primary, conn: conn, body: bufio.NewReaderSize(resp.Body, streamBuffer)}
+	s := &stream{cl: cl, primary: primary, conn: conn}
 	s.last.Store("")
+	s.events = newEventDecoder(resp.Body, func(c string) { s.last.Store(c) })
 	// Up to ready: the retry hint, then ready.
-	p := eventParser{}
 	for {
-		ev, err := p.next(s.body)
+		ev, err := s.events.Next()
 		if err != nil {
 			_ = conn.Close()
 			return nil, fmt.Errorf("stream of %s before ready: %w", cl.id, err)
 		}
-		if ev.name == "ready" {
+		if ev.Name == "ready" {
 			break
 		}
 	}
+	s.last.Store("") // what came before ready says nothing of the end
 	_ = conn.SetDeadline(time.Time{})
 	return s, nil
 }
@@ -88,9 +89,8 @@ func openStream(ctx context.Context, src *source, hostport string, cl *clientSta
 // read reads events until the stream ends; it returns nil when ctx ended
 // it (the caller closes the connection), else why it ended.
 func (s *stream) read(ctx context.Context, events *atomic.Uint64) error {
-	p := eventParser{}
 	for {
-		ev, err := p.next(s.body)
+		ev, err := s.events.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -100,108 +100,32 @@ func (s *stream) read(ctx context.Context, events *atomic.Uint64) error {
 			}
 			return fmt.Errorf("stream of %s ended: %w", s.cl.id, err)
 		}
-		if ev.comment != "" {
-			s.last.Store(ev.comment)
-			continue
-		}
 		events.Add(1)
 		if !s.primary {
 			continue
 		}
-		switch ev.name {
+		switch ev.Name {
 		case "speak":
-			if id := jsonField(ev.data, "utterance_id"); id != "" {
+			if id := jsonField(ev.Data, "utterance_id"); id != "" {
 				s.cl.speak(id, time.Now())
 			}
 		case "done":
-			if id := jsonField(ev.data, "utterance_id"); id != "" {
-				s.cl.done(id, jsonField(ev.data, "status"), time.Now())
+			if id := jsonField(ev.Data, "utterance_id"); id != "" {
+				s.cl.done(id, jsonField(ev.Data, "status"), time.Now())
 			}
 		}
 	}
 }
 
-// sseEvent is one parsed event, or one comment.
-type sseEvent struct {
-	name    string
-	data    []byte // valid until the next call of next
-	comment string
-}
-
-// eventParser reads Server-Sent Events (WHATWG HTML, "Server-sent events"):
-// field lines up to a blank line; comments are reported on their own.
-type eventParser struct {
-	name []byte
-	data []byte
-	line []byte // a line longer than the reader's buffer, put together
-}
-
-// errEventTooLarge is returned for an event larger than maxEventBytes.
-var errEventTooLarge = errors.New("event larger than 1 MiB")
-
-// next returns the next event or comment.
-func (p *eventParser) next(r *bufio.Reader) (sseEvent, error) {
-	p.name, p.data = p.name[:0], p.data[:0]
-	fields := false
-	for {
-		line, err := p.readLine(r)
-		if err != nil {
-			return sseEvent{}, err
+// newEventDecoder reads a stream's events with apiclient's decoder, events
+// of at most maxEventBytes of data (a larger one is skipped); comment gets
+// each comment the server writes (keepalives, and why it ends a stream).
+func newEventDecoder(body io.Reader, comment func(string)) *apiclient.Decoder {
+	d := apiclient.NewDecoder(body, maxEventBytes, "")
+	d.Observe(func(field, value string) {
+		if c := strings.TrimSpace(value); field == "" && c != "" {
+			comment(c)
 		}
-		if len(line) == 0 {
-			if !fields {
-				continue
-			}
-			name := "message"
-			if len(p.name) > 0 {
-				name = string(p.name)
-			}
-			return sseEvent{name: name, data: p.data}, nil
-		}
-		if line[0] == ':' {
-			return sseEvent{comment: strings.TrimSpace(string(line[1:]))}, nil
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "event":
-			p.name = append(p.name[:0], value...)
-			fields = true
-		case "data":
-			if len(p.data) > 0 {
-				p.data = append(p.data, '\n')
-			}
-			if len(p.data)+len(value) > maxEventBytes {
-				return sseEvent{}, errEventTooLarge
-			}
-			p.data = append(p.data, value...)
-			fields = true
-		case "id", "retry":
-			fields = fields || field[0] == 'i'
-		}
-	}
-}
-
-// readLine returns one line without its line break ("\n", "\r\n").
-func (p *eventParser) readLine(r *bufio.Reader) ([]byte, error) {
-	line, err := r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		p.line = append(p.line[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(p.line) > maxEventBytes {
-				return nil, errEventTooLarge
-			}
-			line, err = r.ReadSlice('\n')
-			p.line = append(p.line, line...)
-		}
-		line = p.line
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) && len(line) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
-	return line, nil
+	})
+	return d
 }
