@@ -3,12 +3,15 @@ package hub
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ovosgw/gateway/apiclient"
 )
 
 // sseEvent is one event as an EventSource dispatches it.
@@ -27,61 +30,39 @@ type sseStream struct {
 	Retry    []string
 }
 
-// parseSSE is a small Server-Sent-Events parser following the WHATWG HTML
-// "event stream interpretation" steps, byte-wise, to read back what the
-// encoders write.
+// parseSSE reads back what the encoders write with the decoder clients use
+// (apiclient's, which follows the WHATWG HTML "event stream interpretation"
+// steps), seeing every field and comment through its Observe.
 func parseSSE(tb testing.TB, stream []byte) sseStream {
 	tb.Helper()
 	var (
-		out      sseStream
-		data     strings.Builder
-		name     string
-		lastID   string
-		hasID    bool
-		dataSeen bool
+		out   sseStream
+		hasID bool
 	)
-	for len(stream) > 0 {
-		i := bytes.IndexAny(stream, "\r\n")
-		if i < 0 {
-			break // an unterminated line is never dispatched
-		}
-		line := string(stream[:i])
-		if stream[i] == '\r' && i+1 < len(stream) && stream[i+1] == '\n' {
-			i++
-		}
-		stream = stream[i+1:]
-		switch {
-		case line == "":
-			if dataSeen {
-				d := strings.TrimSuffix(data.String(), "\n")
-				out.Events = append(out.Events, sseEvent{ID: lastID, HasID: hasID, Name: name, Data: d})
-			}
-			data.Reset()
-			name, hasID, dataSeen = "", false, false
-			continue
-		case line[0] == ':':
-			out.Comments = append(out.Comments, strings.TrimPrefix(line[1:], " "))
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		out.Fields = append(out.Fields, field)
+	d := apiclient.NewDecoder(bytes.NewReader(stream), len(stream)+1, "")
+	d.Observe(func(field, value string) {
 		switch field {
-		case "event":
-			name = value
-		case "data":
-			data.WriteString(value)
-			data.WriteByte('\n')
-			dataSeen = true
+		case "":
+			out.Comments = append(out.Comments, value)
+			return
 		case "id":
-			if !strings.Contains(value, "\x00") {
-				lastID, hasID = value, true
-			}
+			hasID = hasID || !strings.Contains(value, "\x00")
 		case "retry":
 			out.Retry = append(out.Retry, value)
 		}
+		out.Fields = append(out.Fields, field)
+	})
+	for {
+		ev, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			tb.Fatalf("decoding %q: %v", stream, err)
+		}
+		out.Events = append(out.Events, sseEvent{ID: ev.ID, HasID: hasID, Name: ev.Name, Data: string(ev.Data)})
+		hasID = false
 	}
-	return out
 }
 
 func TestEncodeEvent(t *testing.T) {
