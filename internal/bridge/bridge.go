@@ -112,6 +112,9 @@ type Config struct {
 	// the bus a session's next utterance or dry run goes to, or -1 when no
 	// bus is up. Required with more than one bus.
 	Pick func(sessionID string) int
+	// Shared, when set, is what this bridge agrees on with the bridges of
+	// other replicas linked to the same assistant (see Shared).
+	Shared Shared
 }
 
 // Bridge connects clients to the bus, or to several buses. It is safe for
@@ -140,6 +143,7 @@ type Bridge struct {
 
 	st    counters
 	busSt []busCounters // by bus position
+	occ   occurrences   // with Shared: copies of a frame told apart
 }
 
 // busCounters are one bus's share of the counters.
@@ -534,6 +538,9 @@ func (b *Bridge) Send(ctx context.Context, u Utterance, collect bool) (*Pending,
 		b.st.refused.Add(1)
 		return nil, err
 	}
+	if err := b.own(ctx, p); err != nil {
+		return nil, err
+	}
 	werr := bus.Send(ctx, msg)
 
 	b.mu.Lock()
@@ -710,6 +717,7 @@ func (b *Bridge) discard(p *Pending) {
 	delete(b.utts, p.id)
 	close(p.doneCh)
 	p.notify()
+	b.ended(p)
 }
 
 // remember keeps the ended p's id in the bounded recent memory. b.mu held.
@@ -734,6 +742,7 @@ func (b *Bridge) end(p *Pending, status string) {
 	b.remember(p)
 	close(p.doneCh)
 	p.notify()
+	b.ended(p)
 	if p.dry {
 		return
 	}

@@ -29,6 +29,11 @@ func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 	if f == nil {
 		return
 	}
+	if b.cfg.Shared != nil && !b.mine(f) && !b.claim(f) {
+		// Another replica's to deliver.
+		b.st.ignored.Add(1)
+		return
+	}
 	switch f.Type {
 	case api.TypeConnected, api.TypeUtterance, api.TypeIntentGet:
 		// The bus greeting, and our own kind of traffic: our echoes, and

@@ -67,6 +67,9 @@ func (b *Bridge) Intent(ctx context.Context, u Utterance) (*Intent, error) {
 	if err := b.register(p); err != nil {
 		return nil, err
 	}
+	if err := b.own(ctx, p); err != nil {
+		return nil, err
+	}
 	defer func() {
 		// Remembered a while after, so that late traffic it caused (pongs)
 		// is still recognised as the dry run's.
