@@ -507,6 +507,37 @@ func startBusBinary(t *testing.T) (url string, proc *os.Process) {
 	return busLine.FindStringSubmatch(out.String())[1], cmd.Process
 }
 
+// `gateway bus` as a process of its own is a whole assistant: a gateway
+// with GATEWAY_BUS_URL pointing at it (and no embedded bus) answers an
+// utterance on the client's stream with speak, then done, in that order.
+func TestBusCommandAnswersAGateway(t *testing.T) {
+	url, _ := startBusBinary(t)
+	w := watchBus(t, url)
+	g := startGateway(t, map[string]string{"BUS_URL": url})
+	waitAllUp(t, g, 1)
+	s := g.newClient(t, "kitchen")
+	st := g.openStream(t, "kitchen", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	acc := say(t, g, s.Token.Reveal(), "hello")
+	ev := st.next(t, api.EventSpeak, api.EventDone)
+	if ev.Name != api.EventSpeak {
+		t.Fatalf("first %s, want speak", ev.Name)
+	}
+	speak := decode[api.SpeakEvent](t, ev.Data)
+	if speak.UtteranceID == nil || *speak.UtteranceID != acc.ID || speak.Utterance == "" {
+		t.Fatalf("speak %+v, want an answer to %s", speak, acc.ID)
+	}
+	done := decode[api.DoneEvent](t, st.next(t, api.EventDone).Data)
+	if done.UtteranceID != acc.ID || done.Status != api.StatusHandled {
+		t.Fatalf("done %+v", done)
+	}
+	// The answer came from that process, not from an assistant of the
+	// gateway's own: the utterance went over its bus.
+	if got := busOf(t, []*busWatcher{w}, s.SessionID, "hello"); got != 0 {
+		t.Fatalf("the utterance went to bus %d", got+1)
+	}
+}
+
 // doneOf waits for the done event of utterance id on st and returns its
 // status. A stopped bus is noticed by the link's pings within seconds; the
 // bound only keeps a broken gateway from hanging the test.
