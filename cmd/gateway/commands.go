@@ -18,6 +18,7 @@ import (
 	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/keys"
+	"github.com/ovosgw/gateway/internal/store"
 )
 
 // multiFlag collects a repeated string flag (--alias a --alias b).
@@ -69,11 +70,28 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	st, err := openExistingStore(ctx, cfg.DataDir, stderr)
-	if err != nil {
-		return err
+	// With GATEWAY_REDIS_URL the clients are in Redis, whatever the data
+	// dir; the rest is in the data dir.
+	var st *store.Store
+	var reg *clients.Registry
+	if group == "clients" && cfg.RedisURL != "" {
+		rs, err := openRedis(ctx, cfg, nil, stderr)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		if reg, err = clients.New(rs, nil, nil); err != nil {
+			return err
+		}
+	} else {
+		if st, err = openExistingStore(ctx, cfg.DataDir, stderr); err != nil {
+			return err
+		}
+		defer st.Close()
+		if reg, err = clients.New(st, nil, nil); err != nil {
+			return err
+		}
 	}
-	defer st.Close()
 
 	want := func(n int) error {
 		if len(pos) != n {
@@ -81,10 +99,6 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 			return errUsage
 		}
 		return nil
-	}
-	reg, err := clients.New(st, nil, nil)
-	if err != nil {
-		return err
 	}
 	switch group + " " + sub {
 	case "clients add":

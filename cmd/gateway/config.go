@@ -13,6 +13,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/buses"
 	"github.com/ovosgw/gateway/internal/cidr"
+	"github.com/ovosgw/gateway/internal/redisstore"
 	"github.com/ovosgw/gateway/internal/settings"
 	"github.com/ovosgw/gateway/middleware"
 )
@@ -31,6 +32,7 @@ type config struct {
 	EmbeddedBusSecret api.Secret    `env:"EMBEDDED_BUS_SECRET" help:"when set, a peer joining the embedded bus at EMBEDDED_BUS_ADDR must present it in its Authorization header, as Bearer <secret> or as the password of HTTP Basic (a bus URL ws://gateway:SECRET@host/core, as another gateway sends it) (at least 16 characters); stock OVOS peers cannot, so leave it empty for them and keep the bus on loopback"`
 	EmbeddedDialect   string        `env:"EMBEDDED_DIALECT" envDefault:"ovos" help:"how the built-in skills answer: ovos, or classic (mycroft-core)"`
 	DataDir           string        `env:"DATA_DIR" envDefault:"./data" help:"directory of the client database and the generated secrets"`
+	RedisURL          api.Secret    `env:"REDIS_URL" help:"Redis that replicas share, redis://[user:pass@]host:port/db (rediss:// for TLS, unix:///path?db=N); so far it holds only the registry of clients (the rest stays in the data dir of each process, so run one replica for now); empty: everything in the data dir"`
 	JWTSecret         api.Secret    `env:"JWT_SECRET" help:"HMAC secret for session tokens, at least 32 bytes; empty: generated once and kept in the data dir"`
 	TokenTTL          time.Duration `env:"TOKEN_TTL" envDefault:"1h" help:"lifetime of a session token (a token claiming a longer one is refused, so shortening it ends longer-lived tokens at once)"`
 	AdminToken        api.Secret    `env:"ADMIN_TOKEN" help:"the admin token; empty: generated and printed at first start, only its hash is kept"`
@@ -93,6 +95,11 @@ func (c config) validate() error {
 	}
 	if c.BusURL != "" {
 		if _, err := buses.ParseList(c.BusURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RedisURL != "" {
+		if err := redisstore.CheckURL(c.RedisURL.Reveal()); err != nil {
 			errs = append(errs, err)
 		}
 	}

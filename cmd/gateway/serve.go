@@ -66,6 +66,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer st.Close()
+	cs, closeClientStore, err := openClientStore(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer closeClientStore()
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return err
@@ -161,7 +166,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	// The registry first: the bridge resolves names through it, and it
 	// tells the bridge of the clients that leave (OnForget below).
-	reg, err := clients.New(st, streams, log.With("component", "clients"))
+	reg, err := clients.New(cs, streams, log.With("component", "clients"))
 	if err != nil {
 		return err
 	}
@@ -202,7 +207,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn.Logins(), Bans: bn, Refusals: m.AuthFailed}, tok, st, streams, br)
+	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn.Logins(), Bans: bn, Refusals: m.AuthFailed}, tok, cs, streams, br)
 	if err != nil {
 		return err
 	}
@@ -226,10 +231,24 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err := reg.Sync(ctx); err != nil {
 		return err
 	}
+	syncs := map[string]func(context.Context) error{"blacklist": bl.Refresh, "protected intents": gate.Refresh}
+	if cfg.RedisURL == "" {
+		syncs["clients"] = reg.Sync
+	} else {
+		goBG("redis watch", func(ctx context.Context) error {
+			// Changes made by other replicas and the command line.
+			cs.Watch(ctx, time.Second, func() {
+				if err := reg.Sync(ctx); err != nil {
+					log.Warn("sync after an outside change", slog.String("what", "clients"), slog.Any("err", err))
+				}
+			})
+			return nil
+		})
+	}
 	goBG("store watch", func(ctx context.Context) error {
 		// Changes made by the command line in another process.
 		st.Watch(ctx, time.Second, func() {
-			for name, sync := range map[string]func(context.Context) error{"clients": reg.Sync, "blacklist": bl.Refresh, "protected intents": gate.Refresh} {
+			for name, sync := range syncs {
 				if err := sync(ctx); err != nil {
 					log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 //	{clients}:ids          set of client ids
 //	{clients}:names        hash: id or alias -> client id (one namespace)
 //	{clients}:key-version  counter of key versions, never reused
+//	{clients}:changes      counter of changes, which Watch follows
 //	{clients}:client:<id>  hash: name, aliases (JSON), key_hash (Argon2id),
 //	                       key_version, created_at (Unix ms)
 //
@@ -34,7 +36,7 @@ const (
 	replyNotFound = "GWNOTFOUND"
 )
 
-// createScript: KEYS ids, names, key-version, client; ARGV id, name,
+// createScript: KEYS ids, names, key-version, client, changes; ARGV id, name,
 // aliases JSON, key hash, created_at, then the aliases one by one.
 var createScript = rueidis.NewLuaScript(`
 for i = 6, #ARGV do
@@ -48,10 +50,11 @@ redis.call('HSET', KEYS[4], 'name', ARGV[2], 'aliases', ARGV[3], 'key_hash', ARG
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[1])
 for i = 6, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], ARGV[1]) end
+redis.call('INCR', KEYS[5])
 return kv
 `)
 
-// deleteScript: KEYS ids, names, client; ARGV id.
+// deleteScript: KEYS ids, names, client, changes; ARGV id.
 var deleteScript = rueidis.NewLuaScript(`
 local aliases = redis.call('HGET', KEYS[3], 'aliases')
 if not aliases then return redis.error_reply('` + replyNotFound + `') end
@@ -61,10 +64,11 @@ end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[3])
+redis.call('INCR', KEYS[4])
 return 1
 `)
 
-// setNamesScript: KEYS names, client; ARGV id, name, aliases JSON, then the
+// setNamesScript: KEYS names, client, changes; ARGV id, name, aliases JSON, then the
 // aliases one by one.
 var setNamesScript = rueidis.NewLuaScript(`
 local old = redis.call('HGET', KEYS[2], 'aliases')
@@ -78,14 +82,16 @@ for _, a in ipairs(cjson.decode(old)) do
 end
 for i = 4, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
 redis.call('HSET', KEYS[2], 'name', ARGV[2], 'aliases', ARGV[3])
+redis.call('INCR', KEYS[3])
 return 1
 `)
 
-// setKeyScript: KEYS key-version, client; ARGV key hash.
+// setKeyScript: KEYS key-version, client, changes; ARGV key hash.
 var setKeyScript = rueidis.NewLuaScript(`
 if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('` + replyNotFound + `') end
 local kv = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], 'key_hash', ARGV[1], 'key_version', kv)
+redis.call('INCR', KEYS[3])
 return kv
 `)
 
@@ -133,6 +139,8 @@ func normalizeFor(id, name string, aliases []string) (string, []string, error) {
 // are normalised as store.Store.CreateClient does; the key version is the
 // store's to give; CreatedAt defaults to now.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !store.ValidID(c.ID) {
 		return api.Errorf(api.EINVALID,
 			"id %s is not a slug (lowercase letters, digits, '-' and '_', 1 to %d characters)", quote(c.ID), store.MaxIDLen)
@@ -152,7 +160,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return err
 	}
 	args := append([]string{c.ID, name, string(aj), c.KeyHash, strconv.FormatInt(c.CreatedAt.UnixMilli(), 10)}, aliases...)
-	k := []string{s.k.clientIDs(), s.k.clientNames(), s.k.keyVersions(), s.k.client(c.ID)}
+	k := []string{s.k.clientIDs(), s.k.clientNames(), s.k.keyVersions(), s.k.client(c.ID), s.k.clientChanges()}
 	if err := createScript.Exec(ctx, s.rdb, k, args).Error(); err != nil {
 		return scriptErr(err, c.ID, "create client")
 	}
@@ -163,6 +171,8 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 // Client returns the client with this id, or ENOTFOUND, from the
 // client-side cache when it holds the record.
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	c, ok, err := s.record(ctx, id, true)
 	if err != nil {
 		return store.Client{}, err
@@ -182,6 +192,8 @@ func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 // ResolveClient returns the client whose id or alias is idOrAlias, or
 // ENOTFOUND.
 func (s *Store) ResolveClient(ctx context.Context, idOrAlias string) (store.Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !store.ValidID(idOrAlias) {
 		return store.Client{}, notFound(idOrAlias)
 	}
@@ -265,6 +277,8 @@ func decode(id string, m map[string]string) (store.Client, error) {
 
 // Clients returns every client, sorted by id.
 func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	ids, err := s.rdb.Do(ctx, s.rdb.B().Smembers().Key(s.k.clientIDs()).Build()).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: list clients: %w", err)
@@ -295,10 +309,12 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 // DeleteClient removes the client and frees its names, or fails with
 // ENOTFOUND.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !store.ValidID(id) {
 		return notFound(id)
 	}
-	k := []string{s.k.clientIDs(), s.k.clientNames(), s.k.client(id)}
+	k := []string{s.k.clientIDs(), s.k.clientNames(), s.k.client(id), s.k.clientChanges()}
 	if err := deleteScript.Exec(ctx, s.rdb, k, []string{id}).Error(); err != nil {
 		return scriptErr(err, id, "delete client")
 	}
@@ -310,6 +326,8 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // CreateClient) and returns the client. It fails with ENOTFOUND, EINVALID,
 // or ECONFLICT when an alias is an id or alias of another client.
 func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string) (store.Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !store.ValidID(id) {
 		return store.Client{}, notFound(id)
 	}
@@ -321,7 +339,7 @@ func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string)
 	if err != nil {
 		return store.Client{}, err
 	}
-	k := []string{s.k.clientNames(), s.k.client(id)}
+	k := []string{s.k.clientNames(), s.k.client(id), s.k.clientChanges()}
 	if err := setNamesScript.Exec(ctx, s.rdb, k, append([]string{id, name, string(aj)}, aliases...)).Error(); err != nil {
 		return store.Client{}, scriptErr(err, id, "set names")
 	}
@@ -331,13 +349,15 @@ func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string)
 // SetKey replaces the client's key hash, gives it a new key version (which
 // ends every session of the old key) and returns the client.
 func (s *Store) SetKey(ctx context.Context, id, keyHash string) (store.Client, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if keyHash == "" {
 		return store.Client{}, api.Errorf(api.EINVALID, "empty key hash")
 	}
 	if !store.ValidID(id) {
 		return store.Client{}, notFound(id)
 	}
-	k := []string{s.k.keyVersions(), s.k.client(id)}
+	k := []string{s.k.keyVersions(), s.k.client(id), s.k.clientChanges()}
 	if err := setKeyScript.Exec(ctx, s.rdb, k, []string{keyHash}).Error(); err != nil {
 		return store.Client{}, scriptErr(err, id, "set key")
 	}
@@ -355,4 +375,46 @@ func (s *Store) fresh(ctx context.Context, id string) (store.Client, error) {
 		return store.Client{}, notFound(id) // deleted in between
 	}
 	return c, nil
+}
+
+// Watch calls fn, from its own goroutine, after each check every interval
+// that finds the registry changed (by this replica, another one, or the
+// command line), until ctx ends. The check reads the change counter
+// through the client-side cache, so an idle registry costs Redis nothing:
+// Redis invalidates the cached counter when a change bumps it. A failed
+// check (Redis away) is tried again on the next tick.
+func (s *Store) Watch(ctx context.Context, every time.Duration, fn func()) {
+	if every <= 0 {
+		every = time.Second
+	}
+	seen, _ := s.changes(ctx)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.changes(ctx)
+		if err != nil {
+			s.log.Warn("redis: checking the clients for changes", slog.Any("err", err))
+			continue
+		}
+		if n != seen {
+			seen = n
+			fn()
+		}
+	}
+}
+
+// changes reads the registry's change counter (0 before any change).
+func (s *Store) changes(ctx context.Context) (int64, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	n, err := s.rdb.DoCache(ctx, s.rdb.B().Get().Key(s.k.clientChanges()).Cache(), s.ttl).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	return n, err
 }

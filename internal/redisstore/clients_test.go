@@ -4,13 +4,16 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/keys"
 
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/clients/clientstest"
 	"github.com/ovosgw/gateway/internal/redistest"
+	"github.com/ovosgw/gateway/internal/store"
 )
 
 // open connects a store to srv, closed when t ends.
@@ -101,4 +104,45 @@ func TestRedisHoldsOnlyKeyHashes(t *testing.T) {
 	if ok, err := keys.Verify(c.KeyHash, rotated.AccessKey.Reveal()); err != nil || !ok {
 		t.Fatalf("the rotated key does not verify against the stored hash: %v %v", ok, err)
 	}
+}
+
+// Watch on one replica hears of every kind of change made through another.
+func TestWatchHearsChangesFromAnotherReplica(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := open(t, srv), open(t, srv)
+	calls := make(chan struct{}, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Watch(ctx, 5*time.Millisecond, func() { calls <- struct{}{} })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	heard := func(what string) {
+		t.Helper()
+		select {
+		case <-calls:
+		case <-time.After(gatewaytest.WaitLimit):
+			t.Fatalf("Watch did not hear of %s", what)
+		}
+		for len(calls) > 0 { // one change may be heard once or not at all twice
+			<-calls
+		}
+	}
+	if err := a.CreateClient(ctx, store.Client{ID: "porch", KeyHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	heard("a creation")
+	if _, err := a.SetKey(ctx, "porch", "h2"); err != nil {
+		t.Fatal(err)
+	}
+	heard("a new key")
+	if _, err := a.SetNames(ctx, "porch", "Porch", []string{"front"}); err != nil {
+		t.Fatal(err)
+	}
+	heard("new names")
+	if err := a.DeleteClient(ctx, "porch"); err != nil {
+		t.Fatal(err)
+	}
+	heard("a deletion")
 }

@@ -33,6 +33,9 @@ const (
 	cacheBytes = 16 << 20
 	// dialTimeout bounds connecting to Redis.
 	dialTimeout = 5 * time.Second
+	// opTimeout bounds one operation, retries included: rueidis retries a
+	// read while Redis is away, and a caller (a login) must get an answer.
+	opTimeout = 3 * time.Second
 )
 
 // Config is what Open needs.
@@ -50,15 +53,29 @@ type Config struct {
 
 // Store is the gateway's state in one Redis.
 type Store struct {
-	rdb rueidis.Client
-	ttl time.Duration
-	log *slog.Logger
-	k   keyspace
+	rdb  rueidis.Client
+	addr string
+	ttl  time.Duration
+	log  *slog.Logger
+	k    keyspace
 }
 
 // ErrBadURL is returned by Open for a URL it cannot use. The URL itself is
 // never part of an error: it may carry a password.
 var ErrBadURL = errors.New("GATEWAY_REDIS_URL is not a Redis URL (redis://[user:pass@]host:port/db, rediss://..., unix:///path?db=N)")
+
+// CheckURL reports whether url is a Redis URL Open can use (ErrBadURL if
+// not), without connecting.
+func CheckURL(url string) error {
+	if _, err := rueidis.ParseURL(url); err != nil || url == "" {
+		return ErrBadURL
+	}
+	return nil
+}
+
+// Addr names the server (host:port or socket path), without the URL's user
+// information, for logs and messages.
+func (s *Store) Addr() string { return s.addr }
 
 // Open connects to the Redis at cfg.URL and checks that it answers.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -79,7 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: connect to %s: %w", addrOf(opt), err)
 	}
-	s := &Store{rdb: rdb, ttl: cfg.CacheTTL, log: cfg.Logger, k: newKeyspace(cfg.Prefix)}
+	s := &Store{rdb: rdb, addr: addrOf(opt), ttl: cfg.CacheTTL, log: cfg.Logger, k: newKeyspace(cfg.Prefix)}
 	if s.ttl <= 0 {
 		s.ttl = DefaultCacheTTL
 	}
@@ -93,6 +110,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// bound limits ctx to opTimeout.
+func bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, opTimeout)
+}
+
 // addrOf names the server for an error, without user information.
 func addrOf(opt rueidis.ClientOption) string {
 	if len(opt.InitAddress) == 0 {
@@ -103,6 +125,8 @@ func addrOf(opt rueidis.ClientOption) string {
 
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := s.rdb.Do(ctx, s.rdb.B().Ping().Build()).Error(); err != nil {
 		return fmt.Errorf("redisstore: ping: %w", err)
 	}
@@ -140,3 +164,4 @@ func (k keyspace) clientIDs() string       { return k.prefix + "{clients}:ids" }
 func (k keyspace) clientNames() string     { return k.prefix + "{clients}:names" }
 func (k keyspace) keyVersions() string     { return k.prefix + "{clients}:key-version" }
 func (k keyspace) client(id string) string { return k.prefix + "{clients}:client:" + id }
+func (k keyspace) clientChanges() string   { return k.prefix + "{clients}:changes" }

@@ -44,7 +44,8 @@ func TestOpenRefusesWithoutShowingThePassword(t *testing.T) {
 }
 
 // With appendonly yes, the clients survive a restart of Redis, and a store
-// that was connected before works again afterwards without being reopened.
+// that was connected before fails while Redis is away and works again
+// afterwards without being reopened.
 func TestClientsSurviveARedisRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
@@ -55,6 +56,13 @@ func TestClientsSurviveARedisRestart(t *testing.T) {
 	before, err := s.Client(ctx, "porch")
 	if err != nil {
 		t.Fatal(err)
+	}
+	srv.Stop()
+	// While Redis is away, a read fails within the store's bound (rueidis
+	// alone would retry until the caller gives up), and is never a "not
+	// found".
+	if _, err := s.ResolveClient(ctx, "front"); err == nil || api.ErrorCode(err) != api.EINTERNAL {
+		t.Fatalf("ResolveClient without Redis: %v", err)
 	}
 	srv.Restart(t)
 	gatewaytest.Eventually(t, "the store to read the client again after the restart", func() bool {

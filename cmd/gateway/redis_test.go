@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
+	"github.com/ovosgw/gateway/internal/redistest"
+)
+
+// runWithEnv runs a command with exactly env (full GATEWAY_* names).
+func runWithEnv(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut gatewaytest.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// Two gateways on one Redis (each with its own data dir, the same JWT
+// secret) share their clients: a client created through one logs in
+// through the other at once; a key rotated through one ends the other's
+// stream of that client and its old key there; a client deleted through
+// one is gone from the other, its stream there ended.
+func TestTwoGatewaysShareTheirClientsThroughRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	env := map[string]string{"REDIS_URL": srv.URL(), "JWT_SECRET": strings.Repeat("s", 32), "LOGIN_RATE": "1000"}
+	g1, g2 := startGateway(t, env), startGateway(t, env)
+
+	key := g1.createClient(t, "kitchen", "cook")
+	s := g2.login(t, "cook", key)
+	if s.ClientID != "kitchen" {
+		t.Fatalf("logged in as %q", s.ClientID)
+	}
+	st := g2.openStream(t, "kitchen", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	if r := sayWait(t, g2, s.Token.Reveal(), "hello"); r.Status != api.StatusHandled {
+		t.Fatalf("utterance on the second gateway: %+v", r)
+	}
+
+	var rotated api.ClientKeyResponse
+	wantStatus(t, g1.call(t, http.MethodPost, "/v1/admin/clients/kitchen/key", g1.AdminToken, nil, &rotated), http.StatusOK)
+	st.waitClosed(t)
+	login := map[string]string{"client_id": "kitchen", "access_key": key}
+	wantStatus(t, g2.call(t, http.MethodPost, "/v1/sessions", "", login, nil), http.StatusUnauthorized)
+	s = g2.login(t, "kitchen", rotated.AccessKey.Reveal())
+	st = g2.openStream(t, "kitchen", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+
+	wantStatus(t, g1.call(t, http.MethodDelete, "/v1/admin/clients/kitchen", g1.AdminToken, nil, nil), http.StatusNoContent)
+	st.waitClosed(t)
+	login["access_key"] = rotated.AccessKey.Reveal()
+	wantStatus(t, g2.call(t, http.MethodPost, "/v1/sessions", "", login, nil), http.StatusUnauthorized)
+	var list []api.AdminClient
+	wantStatus(t, g2.call(t, http.MethodGet, "/v1/admin/clients", g2.AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 0 {
+		t.Fatalf("the second gateway still lists %+v", list)
+	}
+}
+
+// `gateway clients ...` with GATEWAY_REDIS_URL works on Redis, needing no
+// data dir: a client added so logs in through a running gateway on the same
+// Redis, and list and remove see the gateway's own clients.
+func TestClientsCommandsOnRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	g := startGateway(t, map[string]string{"REDIS_URL": srv.URL()})
+	env := map[string]string{"GATEWAY_REDIS_URL": srv.URL(), "GATEWAY_DATA_DIR": filepath.Join(t.TempDir(), "none")}
+
+	key, stderr, err := runWithEnv(t, env, "clients", "add", "porch", "--alias", "front")
+	if err != nil {
+		t.Fatalf("clients add: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "clients in redis: "+srv.Addr) || strings.Contains(stderr, "data dir") {
+		t.Fatalf("the command does not say it works on Redis:\n%s", stderr)
+	}
+	g.login(t, "front", strings.TrimSpace(key))
+	g.createClient(t, "attic")
+	out, _, err := runWithEnv(t, env, "clients", "list")
+	if err != nil || !strings.Contains(out, "attic") || !strings.Contains(out, "porch") {
+		t.Fatalf("clients list: %v\n%s", err, out)
+	}
+	if _, _, err := runWithEnv(t, env, "clients", "remove", "attic"); err != nil {
+		t.Fatal(err)
+	}
+	var list []api.AdminClient
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/clients", g.AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 1 || list[0].ID != "porch" {
+		t.Fatalf("the gateway lists %+v", list)
+	}
+}
+
+// A GATEWAY_REDIS_URL that is no Redis URL stops the gateway at start, and
+// a Redis that does not answer stops it too; neither error shows the URL's
+// password.
+func TestBadRedisURLFailsAtStart(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	down := strings.Replace(srv.URL(), "redis://", "redis://gw:hunter2-secret@", 1)
+	srv.Stop()
+	for _, url := range []string{"http://gw:hunter2-secret@127.0.0.1/0", down} {
+		env := map[string]string{"GATEWAY_REDIS_URL": url, "GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir()}
+		out, stderr, err := runWithEnv(t, env, "serve")
+		if err == nil {
+			t.Fatalf("the gateway served with %s", url)
+		}
+		for _, s := range []string{err.Error(), out, stderr} {
+			if strings.Contains(s, "hunter2") {
+				t.Fatalf("the password shows: %v\n%s\n%s", err, out, stderr)
+			}
+		}
+	}
+}
+
+// Redis stopped under a running gateway: logins fail (500, never let in)
+// while it is away, within the store's bound on one operation, and work again once it is back, without a restart of the
+// gateway; with appendonly the clients are still there.
+func TestGatewayWorksAgainWhenRedisIsBack(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	g := startGateway(t, map[string]string{"REDIS_URL": srv.URL(), "LOGIN_RATE": "1000"})
+	key := g.createClient(t, "porch")
+	g.login(t, "porch", key)
+	login := map[string]string{"client_id": "porch", "access_key": key}
+
+	srv.Stop()
+	// Not through g.call, whose transport checks answers against
+	// openapi.yaml: the 500 of a store that fails is no documented answer
+	// (the 503 with Retry-After that the issue asks for is still to come).
+	body, _ := json.Marshal(login)
+	plain := &http.Client{Timeout: 30 * time.Second}
+	resp, err := plain.Post(g.URL+"/v1/sessions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("a login without Redis answered %d", resp.StatusCode)
+	}
+	srv.Restart(t)
+	waitFor(t, func() bool {
+		return g.call(t, http.MethodPost, "/v1/sessions", "", login, nil).StatusCode == http.StatusCreated
+	})
+}
