@@ -82,10 +82,6 @@ type Config struct {
 	// our writes into its socket buffers, so only its silence shows it.
 	// Two intervals leave every ping at least one interval for its pong.
 	PingInterval time.Duration
-	// QuickAck, on Linux TCP, sets TCP_QUICKACK after each read, so that a
-	// bus with Nagle's algorithm on is not kept waiting for our delayed ACK
-	// (docs/bus.md, "Latency"). Off by default: measure before enabling.
-	QuickAck bool
 	// OnLink, if set, is called whenever the link goes up (up, nil) or down
 	// (false, cause; cause is nil on a clean shutdown), from the client's
 	// goroutines: it must not block. Up always precedes the link's first

@@ -709,26 +709,6 @@ func TestWSS(t *testing.T) {
 	}
 }
 
-func TestQuickAck(t *testing.T) {
-	env := startTCPBus(t, messagebus.Config{})
-	cfg := env.config("a")
-	cfg.QuickAck = true
-	a := start(t, cfg)
-	a.connect(t)
-	raw := env.raw(t)
-	for i := range 20 {
-		a.send(t, msg("ping", "", ""))
-		if got := rawRead(t, raw); got != `{"type":"ping","data":{},"context":{}}` {
-			t.Fatalf("%d: raw got %s", i, got)
-		}
-		rawWrite(t, raw, `{"type":"pong"}`)
-		rawRead(t, raw) // the bus echoes the raw peer too
-		if f := a.next(t); f.Type != "pong" {
-			t.Fatalf("%d: got %s", i, f.Raw)
-		}
-	}
-}
-
 func TestSubscribeCancel(t *testing.T) {
 	env := startMemoryBus(t, messagebus.Config{})
 	a := start(t, env.config("a"))

@@ -94,12 +94,12 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 				return nil, err
 			}
 			if tc, ok := conn.(*net.TCPConn); ok {
-				// Go's default, made explicit: small frames go out at once
-				// (docs/bus.md, "Latency").
+				// Go's default, made explicit: small frames go out at once.
+				// And ACK at once (on Linux): the stock bus leaves Nagle's
+				// algorithm on, so a burst of frames would otherwise wait
+				// on our delayed ACKs (docs/bus.md, "Latency").
 				_ = tc.SetNoDelay(true)
-				if c.cfg.QuickAck {
-					conn = quickAck(tc)
-				}
+				conn = quickAck(tc)
 			}
 			stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 			return conn, nil
