@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -130,19 +131,20 @@ func decode[T any](t *testing.T, b []byte) T {
 // sayEventually retries Say while the gateway is coming back.
 func sayEventually(t *testing.T, c *apiclient.Client, text string) api.UtteranceAccepted {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
+	var acc api.UtteranceAccepted
+	gatewaytest.EventuallyWithin(t, waitFor, fmt.Sprintf("the gateway to accept %q", text), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		acc, err := c.Say(ctx, api.UtteranceRequest{Utterance: text})
-		cancel()
-		if err == nil {
-			return acc
+		defer cancel()
+		var err error
+		acc, err = c.Say(ctx, api.UtteranceRequest{Utterance: text})
+		if err != nil {
+			if ok, _ := apiclient.Retryable(err); !ok {
+				t.Fatalf("say %q: %v", text, err)
+			}
 		}
-		if ok, _ := apiclient.Retryable(err); !ok || time.Now().After(deadline) {
-			t.Fatalf("say %q: %v", text, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return acc
 }
 
 type tlsConfig = tls.Config

@@ -128,11 +128,12 @@ func TestSelfSignedGateway(t *testing.T) {
 	listen := regexp.MustCompile(`gateway listening on (https://\S+) `)
 	fpLine := regexp.MustCompile(`fingerprint: (\S+)`)
 	adminLine := regexp.MustCompile(`admin token \(shown once, only its hash is kept\): (\S+)`)
-	for deadline := time.Now().Add(waitFor); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	gatewaytest.EventuallyWithin(t, waitFor, "the gateway to listen", func() bool {
 		if m := listen.FindStringSubmatch(out.String()); m != nil {
 			base = m[1]
 		}
-	}
+		return base != ""
+	})
 	if m := fpLine.FindStringSubmatch(out.String()); m != nil {
 		fp = m[1]
 	}

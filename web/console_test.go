@@ -787,18 +787,14 @@ func urlOf(urls []string, label string) string {
 // waitReady waits until the gateway's /readyz answers status.
 func waitReady(t *testing.T, g *gatewaytest.Gateway, status int) {
 	t.Helper()
-	deadline := time.Now().Add(stepTimeout)
-	for time.Now().Before(deadline) {
+	gatewaytest.EventuallyWithin(t, stepTimeout, fmt.Sprintf("/readyz to answer %d", status), func() bool {
 		resp, err := http.Get(g.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == status {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(pollEvery)
-	}
-	t.Fatalf("/readyz never answered %d", status)
+		resp.Body.Close()
+		return resp.StatusCode == status
+	})
 }
 
 // TestNoInlineCode checks the files as served: the console runs under a

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
@@ -32,14 +31,12 @@ func BenchmarkSayWaitVersusChat(b *testing.B) {
 	}()
 	defer func() { cancel(); <-done }()
 	var base, admin string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && base == ""; time.Sleep(10 * time.Millisecond) {
+	gatewaytest.EventuallyWithin(b, startLimit, "the gateway to start", func() bool {
 		if m := listenLine.FindStringSubmatch(stdout.String()); m != nil {
 			base, admin = m[1], adminLine.FindStringSubmatch(stdout.String())[1]
 		}
-	}
-	if base == "" {
-		b.Fatalf("the gateway did not start:\n%s", logs.String())
-	}
+		return base != ""
+	})
 	client := &http.Client{}
 	do := func(path, token string, body any, out any) int {
 		raw, _ := json.Marshal(body)
@@ -58,11 +55,9 @@ func BenchmarkSayWaitVersusChat(b *testing.B) {
 		return resp.StatusCode
 	}
 	var created api.ClientKeyResponse
-	for deadline := time.Now().Add(20 * time.Second); do("/v1/admin/clients", admin, api.CreateClientRequest{ID: "bench"}, &created) != http.StatusCreated; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("no client")
-		}
-	}
+	gatewaytest.EventuallyWithin(b, startLimit, "the client to be created", func() bool {
+		return do("/v1/admin/clients", admin, api.CreateClientRequest{ID: "bench"}, &created) == http.StatusCreated
+	})
 	var s api.SessionResponse
 	if do("/v1/sessions", "", api.SessionRequest{ClientID: "bench", AccessKey: created.AccessKey}, &s) != http.StatusCreated {
 		b.Fatal("no session")

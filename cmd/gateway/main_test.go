@@ -51,39 +51,36 @@ func startGateway(t *testing.T, env map[string]string) *gateway {
 	go func() { g.done <- run(ctx, nil, getenv, strings.NewReader(""), g.Stdout, g.Logs) }()
 	t.Cleanup(func() { g.Stop(t) })
 
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listenLine.FindStringSubmatch(g.Stdout.String()); m != nil {
-			g.URL = m[1]
-			break
-		}
+	gatewaytest.EventuallyWithin(t, startLimit, "the gateway to listen", func() bool {
 		select {
 		case err := <-g.done:
-			t.Fatalf("gateway exited early: %v\nlogs:\n%s", err, g.Logs.String())
-		case <-time.After(10 * time.Millisecond):
+			t.Fatalf("gateway exited early: %v\nstdout:\n%s\nlogs:\n%s", err, g.Stdout.String(), g.Logs.String())
+		default:
 		}
-	}
-	if g.URL == "" {
-		t.Fatalf("gateway did not start; stdout:\n%s\nlogs:\n%s", g.Stdout.String(), g.Logs.String())
-	}
+		if m := listenLine.FindStringSubmatch(g.Stdout.String()); m != nil {
+			g.URL = m[1]
+		}
+		return g.URL != ""
+	})
 	if m := adminLine.FindStringSubmatch(g.Stdout.String()); m != nil {
 		g.AdminToken = m[1]
 	} else if tok, ok := env["ADMIN_TOKEN"]; ok {
 		g.AdminToken = tok
 	}
-	for time.Now().Before(deadline) {
+	gatewaytest.EventuallyWithin(t, startLimit, "the gateway to be ready", func() bool {
 		resp, err := g.client.Get(g.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("gateway not ready; logs:\n%s", g.Logs.String())
-	return nil
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return g
 }
+
+// startLimit bounds the start of a gateway (or a bus command) in a test: a
+// server built with -race on a loaded machine takes its time.
+const startLimit = 20 * time.Second
 
 // Stop cancels run and waits for it to return nil.
 func (g *gateway) Stop(t *testing.T) {

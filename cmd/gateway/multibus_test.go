@@ -46,20 +46,18 @@ func startBusCommand(t *testing.T, args ...string) *busProcess {
 		b.done <- run(ctx, append([]string{"bus", "--addr", "127.0.0.1:0"}, args...), nil, strings.NewReader(""), &out, &logs)
 	}()
 	t.Cleanup(func() { b.Stop(t) })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := busLine.FindStringSubmatch(out.String()); m != nil {
-			b.URL = m[1]
-			return b
-		}
+	gatewaytest.EventuallyWithin(t, startLimit, "the gateway bus to print its address", func() bool {
 		select {
 		case err := <-b.done:
-			t.Fatalf("gateway bus exited: %v\n%s", err, logs.String())
-		case <-time.After(10 * time.Millisecond):
+			t.Fatalf("gateway bus exited: %v\n%s\n%s", err, out.String(), logs.String())
+		default:
 		}
-	}
-	t.Fatalf("gateway bus printed no address:\n%s\n%s", out.String(), logs.String())
-	return nil
+		if m := busLine.FindStringSubmatch(out.String()); m != nil {
+			b.URL = m[1]
+		}
+		return b.URL != ""
+	})
+	return b
 }
 
 // Stop ends the bus command and waits for it.
@@ -92,16 +90,16 @@ func startAssistantOn(t *testing.T, addr string) (url string, stop func()) {
 	}
 	var stopListener func()
 	var bound string
-	for range 50 { // the port may take a moment to be free again
-		if stopListener, bound, err = listenBus(addr, a.Bus.Handler(), slog.New(slog.DiscardHandler)); err == nil {
-			break
+	t.Cleanup(func() {
+		if stopListener == nil {
+			a.Close()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
+	})
+	// The port may take a moment to be free again.
+	gatewaytest.Eventually(t, "a bus listening on "+addr, func() bool {
+		stopListener, bound, err = listenBus(addr, a.Bus.Handler(), slog.New(slog.DiscardHandler))
+		return err == nil
+	})
 	var once sync.Once
 	stop = func() { once.Do(func() { stopListener(); a.Close() }) }
 	t.Cleanup(stop)

@@ -33,15 +33,11 @@ func serveBus(t *testing.T, addr string) (string, func()) {
 		t.Fatal(err)
 	}
 	var ln net.Listener
-	for range 50 { // the port may take a moment to be free again
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The port may take a moment to be free again.
+	gatewaytest.Eventually(t, "listening on "+addr, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
 	srv := &http.Server{Handler: bus.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	var once sync.Once

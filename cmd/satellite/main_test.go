@@ -245,11 +245,9 @@ func TestBridgeCommand(t *testing.T) {
 		runErr <- run(ctx, []string{"bridge", "--gateway", g.URL, "--client", "kitchen", "--local-bus", busURL, "--log-level", "debug"},
 			getenvOf(map[string]string{"SATELLITE_KEY": key}), strings.NewReader(""), &gatewaytest.Buffer{}, &stderr)
 	}()
-	for deadline := time.Now().Add(waitFor); bus.Peers() < 3 || !strings.Contains(stderr.String(), "Connected to remote host"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bridge did not come up; stderr:\n%s", stderr.String())
-		}
-	}
+	gatewaytest.EventuallyWithin(t, waitFor, "the bridge to come up", func() bool {
+		return bus.Peers() >= 3 && strings.Contains(stderr.String(), "Connected to remote host")
+	})
 	data, _ := json.Marshal(map[string]any{"utterances": []string{"tell me a joke"}, "lang": "en-us"})
 	sctx, scancel := context.WithTimeout(ctx, waitFor)
 	defer scancel()

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/hub"
 	"github.com/ovosgw/gateway/internal/keys"
 	"github.com/ovosgw/gateway/internal/store"
@@ -439,16 +439,10 @@ func TestSyncSeesWhatAnotherProcessDid(t *testing.T) {
 	}
 	// The server's store sees the other's changes within its refresh
 	// interval (Sync runs from store.Watch, once it has seen them).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := server.Client(ctx, "den"); err == nil && c.KeyVersion == den.KeyVersion {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server's store never saw the other's changes")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gatewaytest.Eventually(t, "the server's store to see the other's changes", func() bool {
+		c, err := server.Client(ctx, "den")
+		return err == nil && c.KeyVersion == den.KeyVersion
+	})
 	ss.open = []string{"den"} // Forget dropped hall's topic
 	if err := reg.Sync(ctx); err != nil {
 		t.Fatal(err)

@@ -284,10 +284,18 @@ const WaitLimit = 10 * time.Second
 // something another goroutine or process does, instead of sleeping.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitLimit)
+	EventuallyWithin(t, WaitLimit, what, cond)
+}
+
+// EventuallyWithin is Eventually with another bound than WaitLimit, for
+// what takes longer on a loaded machine (a server started with -race) or
+// must be noticed sooner.
+func EventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for wait := time.Millisecond; !cond(); wait = min(2*wait, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting %v for %s", WaitLimit, what)
+			t.Fatalf("gave up waiting %v for %s", limit, what)
 		}
 		time.Sleep(wait)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -49,15 +50,12 @@ func startLocalBus(t *testing.T) *localBus {
 func (l *localBus) start() {
 	l.t.Helper()
 	var ln net.Listener
-	var err error
-	for deadline := time.Now().Add(waitFor); ; time.Sleep(20 * time.Millisecond) {
-		if ln, err = net.Listen("tcp", l.addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil {
-		l.t.Fatal(err)
-	}
+	// The port may take a moment to be free again.
+	gatewaytest.EventuallyWithin(l.t, waitFor, "listening on "+l.addr, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", l.addr)
+		return err == nil
+	})
 	b, err := messagebus.New(messagebus.Config{})
 	if err != nil {
 		l.t.Fatal(err)
@@ -166,19 +164,15 @@ func (d *device) say(t *testing.T, text, sessionID string, extra map[string]any)
 	}
 	data, _ := json.Marshal(map[string]any{"utterances": []string{text}, "lang": "en-us"})
 	cb, _ := json.Marshal(ctx)
-	deadline := time.Now().Add(waitFor)
-	for {
+	gatewaytest.EventuallyWithin(t, waitFor, fmt.Sprintf("the bus to take %q", text), func() bool {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		err := d.c.Send(sctx, api.Message{Type: api.TypeUtterance, Data: data, Context: cb})
-		cancel()
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, busclient.ErrNotConnected) || time.Now().After(deadline) {
+		if err != nil && !errors.Is(err, busclient.ErrNotConnected) {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // next returns the next frame for which match is true.
@@ -282,11 +276,9 @@ func (l *logRecorder) count(msg, utterance string) int {
 // wait waits until count(msg, utterance) reaches n.
 func (l *logRecorder) wait(t *testing.T, n int, msg, utterance string) {
 	t.Helper()
-	for deadline := time.Now().Add(waitFor); l.count(msg, utterance) < n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log %q for %q within %v", msg, utterance, waitFor)
-		}
-	}
+	gatewaytest.EventuallyWithin(t, waitFor, fmt.Sprintf("%d logs %q for %q", n, msg, utterance), func() bool {
+		return l.count(msg, utterance) >= n
+	})
 }
 
 func verboseHandler(t *testing.T) slog.Handler {
