@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -14,6 +15,42 @@ import (
 
 // MaxReasonLen bounds a blacklist entry's reason, in characters.
 const MaxReasonLen = 200
+
+// NormalizeBlacklistEntry checks e as every store of the blacklist takes it
+// and returns it in normal form: the range in canonical form, the source
+// admin when empty, the reason trimmed (at most MaxReasonLen printable
+// characters), CreatedAt now when zero.
+func NormalizeBlacklistEntry(e api.BlacklistEntry, now time.Time) (api.BlacklistEntry, error) {
+	cidr, err := canonicalCIDR(e.CIDR)
+	if err != nil {
+		return api.BlacklistEntry{}, err
+	}
+	e.CIDR = cidr
+	switch e.Source {
+	case "":
+		e.Source = api.BlacklistAdmin
+	case api.BlacklistAdmin, api.BlacklistAuto, api.BlacklistConfig:
+	default:
+		return api.BlacklistEntry{}, api.Errorf(api.EINVALID, "unknown blacklist source %s", quote(e.Source))
+	}
+	e.Reason = strings.TrimSpace(e.Reason)
+	if err := checkText("reason", e.Reason, MaxReasonLen); err != nil {
+		return api.BlacklistEntry{}, err
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now
+	}
+	return e, nil
+}
+
+// CanonicalCIDR is the key of a range in every store of the blacklist:
+// its canonical form (package cidr).
+func CanonicalCIDR(s string) (string, error) { return canonicalCIDR(s) }
+
+// BlacklistNotFound is the refusal to remove a range that has no entry.
+func BlacklistNotFound(canon string) error {
+	return api.Errorf(api.ENOTFOUND, "blacklist entry %s not found", quote(canon))
+}
 
 // canonicalCIDR returns s in the normal form of package cidr
 // ("203.0.113.7/24" becomes "203.0.113.0/24", a bare address one host).
@@ -30,24 +67,11 @@ func canonicalCIDR(s string) (string, error) {
 // is stored in canonical form; Source defaults to api.BlacklistAdmin and
 // CreatedAt to now. Entries already expired are removed on the way.
 func (s *Store) AddBlacklist(ctx context.Context, e api.BlacklistEntry) error {
-	cidr, err := canonicalCIDR(e.CIDR)
+	e, err := NormalizeBlacklistEntry(e, s.now())
 	if err != nil {
 		return err
 	}
-	switch e.Source {
-	case "":
-		e.Source = api.BlacklistAdmin
-	case api.BlacklistAdmin, api.BlacklistAuto, api.BlacklistConfig:
-	default:
-		return api.Errorf(api.EINVALID, "unknown blacklist source %s", quote(e.Source))
-	}
-	e.Reason = strings.TrimSpace(e.Reason)
-	if err := checkText("reason", e.Reason, MaxReasonLen); err != nil {
-		return err
-	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = s.now()
-	}
+	cidr := e.CIDR
 	var expires sql.NullInt64
 	if e.ExpiresAt != nil {
 		expires = sql.NullInt64{Int64: unixMilli(*e.ExpiresAt), Valid: true}
@@ -111,7 +135,7 @@ func (s *Store) RemoveBlacklist(ctx context.Context, r string) error {
 	}
 	return s.write(ctx, false, func(tx *sql.Tx) error {
 		return deleteOne(ctx, tx, `DELETE FROM blacklist WHERE cidr IN (?, ?)`, []any{canon, strings.TrimSpace(r)},
-			api.Errorf(api.ENOTFOUND, "blacklist entry %s not found", quote(canon)))
+			BlacklistNotFound(canon))
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/ovosgw/gateway/internal/clients"
 	"github.com/ovosgw/gateway/internal/clients/clientstest"
 	"github.com/ovosgw/gateway/internal/store"
+	"github.com/ovosgw/gateway/internal/store/storetest"
 )
 
 // The SQLite file passes the client registry's conformance suite, with two
@@ -24,5 +25,33 @@ func TestClientStoreConformance(t *testing.T) {
 			return s
 		}
 		return open(), open()
+	})
+}
+
+// twoHandles opens one fresh SQLite file twice.
+func twoHandles(t *testing.T) (*store.Store, *store.Store) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	open := func() *store.Store {
+		s, err := store.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open()
+}
+
+// The SQLite file passes the blacklist's and the protected intents'
+// conformance suites.
+func TestBlacklistConformance(t *testing.T) {
+	storetest.RunBlacklist(t, func(t *testing.T) (storetest.Blacklist, storetest.Blacklist) {
+		return twoHandles(t)
+	})
+}
+
+func TestIntentsConformance(t *testing.T) {
+	storetest.RunIntents(t, func(t *testing.T) (storetest.Intents, storetest.Intents) {
+		return twoHandles(t)
 	})
 }

@@ -24,14 +24,8 @@ type ProtectedIntent struct {
 // new (a re-protected pattern keeps its CreatedAt). It fails with EINVALID
 // for an empty, over-long or control-character pattern or an empty hash.
 func (s *Store) Protect(ctx context.Context, pattern, passwordHash string) error {
-	if pattern == "" {
-		return api.Errorf(api.EINVALID, "empty intent pattern")
-	}
-	if err := checkText("intent pattern", pattern, MaxPatternLen); err != nil {
+	if err := CheckProtect(pattern, passwordHash); err != nil {
 		return err
-	}
-	if passwordHash == "" {
-		return api.Errorf(api.EINVALID, "empty password hash")
 	}
 	return s.write(ctx, false, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
@@ -42,6 +36,28 @@ func (s *Store) Protect(ctx context.Context, pattern, passwordHash string) error
 		}
 		return nil
 	})
+}
+
+// CheckProtect checks a pattern and its password hash as every store of the
+// protected intents takes them: EINVALID for an empty, over-long or
+// control-character pattern or an empty hash.
+func CheckProtect(pattern, passwordHash string) error {
+	if pattern == "" {
+		return api.Errorf(api.EINVALID, "empty intent pattern")
+	}
+	if err := checkText("intent pattern", pattern, MaxPatternLen); err != nil {
+		return err
+	}
+	if passwordHash == "" {
+		return api.Errorf(api.EINVALID, "empty password hash")
+	}
+	return nil
+}
+
+// ProtectedNotFound is the refusal to unprotect a pattern that is not
+// protected.
+func ProtectedNotFound(pattern string) error {
+	return api.Errorf(api.ENOTFOUND, "protected intent %s not found", quote(pattern))
 }
 
 // ProtectedIntents returns every protected pattern, sorted by pattern.
@@ -74,6 +90,6 @@ func (s *Store) ProtectedIntents(ctx context.Context) ([]ProtectedIntent, error)
 func (s *Store) Unprotect(ctx context.Context, pattern string) error {
 	return s.write(ctx, false, func(tx *sql.Tx) error {
 		return deleteOne(ctx, tx, `DELETE FROM protected_intents WHERE pattern = ?`, []any{pattern},
-			api.Errorf(api.ENOTFOUND, "protected intent %s not found", quote(pattern)))
+			ProtectedNotFound(pattern))
 	})
 }
