@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,26 @@ func TestWatchHearsChangesFromAnotherReplica(t *testing.T) {
 		for len(calls) > 0 { // one change may be heard once or not at all twice
 			<-calls
 		}
+	}
+	// Watch takes its first reading in its own goroutine: a change made
+	// before it is not news to it. Changes are made until one is heard, so
+	// that the changes the test checks come after that reading.
+	for i := 0; ; i++ {
+		if err := a.CreateClient(ctx, store.Client{ID: fmt.Sprintf("warm-up-%d", i), KeyHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-calls:
+		case <-time.After(100 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Fatal("Watch hears no change at all")
+		}
+		break
+	}
+	for len(calls) > 0 {
+		<-calls
 	}
 	if err := a.CreateClient(ctx, store.Client{ID: "porch", KeyHash: "h"}); err != nil {
 		t.Fatal(err)

@@ -59,20 +59,39 @@ func RunBlacklist(t *testing.T, open func(t *testing.T) (a, b Blacklist)) {
 	if err := a.AddBlacklist(ctx, api.BlacklistEntry{CIDR: "2001:db8::1", Reason: "bot", Source: api.BlacklistAuto, ExpiresAt: &later}); err != nil {
 		t.Fatal(err)
 	}
+	byCIDR := func(l []api.BlacklistEntry) map[string]api.BlacklistEntry {
+		m := map[string]api.BlacklistEntry{}
+		for _, e := range l {
+			m[e.CIDR] = e
+		}
+		return m
+	}
 	l := list(b)
-	if len(l) != 2 || l[0].CIDR != "203.0.113.0/24" || l[0].Source != api.BlacklistAdmin || l[0].Reason != "scanner" || l[0].CreatedAt.IsZero() {
+	m := byCIDR(l)
+	if e := m["203.0.113.0/24"]; len(l) != 2 || e.Source != api.BlacklistAdmin || e.Reason != "scanner" || e.CreatedAt.IsZero() {
 		t.Fatalf("listed %+v", l)
 	}
-	if l[1].CIDR != "2001:db8::1/128" || l[1].Source != api.BlacklistAuto || l[1].ExpiresAt == nil || l[1].ExpiresAt.Sub(later).Abs() > time.Millisecond {
-		t.Fatalf("listed %+v", l[1])
+	if e := m["2001:db8::1/128"]; e.Source != api.BlacklistAuto || e.ExpiresAt == nil || e.ExpiresAt.Sub(later).Abs() > time.Millisecond {
+		t.Fatalf("listed %+v", l)
 	}
 	// The same range in another spelling replaces the entry.
 	if err := b.AddBlacklist(ctx, api.BlacklistEntry{CIDR: "203.0.113.99/24", Reason: "again"}); err != nil {
 		t.Fatal(err)
 	}
 	l = list(a)
-	if len(l) != 2 || l[len(l)-1].CIDR != "203.0.113.0/24" || l[len(l)-1].Reason != "again" {
+	if e := byCIDR(l)["203.0.113.0/24"]; len(l) != 2 || e.Reason != "again" {
 		t.Fatalf("after a replace: %+v", l)
+	}
+	// Oldest first.
+	old := time.Now().Add(-time.Hour)
+	if err := a.AddBlacklist(ctx, api.BlacklistEntry{CIDR: "192.0.2.128/25", CreatedAt: old}); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(b); len(l) != 3 || l[0].CIDR != "192.0.2.128/25" {
+		t.Fatalf("not oldest first: %+v", l)
+	}
+	if err := a.RemoveBlacklist(ctx, "192.0.2.128/25"); err != nil {
+		t.Fatal(err)
 	}
 	// An expired entry is not listed.
 	past := time.Now().Add(-time.Second)
