@@ -61,3 +61,29 @@ func TestImportsPointInward(t *testing.T) {
 		t.Fatalf("checked %d Go files; the walk missed the tree", checked)
 	}
 }
+
+// TestMetricsImportsNoComponent: the components that keep counters (bus
+// link, hub, bridge, bans, intent gate) offer their own collectors, so the
+// metrics package imports none of them (a star of imports otherwise).
+func TestMetricsImportsNoComponent(t *testing.T) {
+	files, err := filepath.Glob("internal/metrics/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no files in internal/metrics: %v", err)
+	}
+	allowed := map[string]bool{"github.com/ovosgw/gateway/api": true, "github.com/ovosgw/gateway/internal/buildinfo": true}
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue // tests drive real components
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, spec := range f.Imports {
+			imp, _ := strconv.Unquote(spec.Path.Value)
+			if strings.HasPrefix(imp, "github.com/ovosgw/gateway/") && !allowed[imp] {
+				t.Errorf("%s imports %s", path, imp)
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	m := metrics.New()
 	// One link per bus, each with its own reconnects and back-off.
 	links := make([]*busclient.Client, len(busURLs))
-	busLinks, setLinks, metricLinks := make([]bridge.Bus, len(busURLs)), make([]buses.Link, len(busURLs)), make([]metrics.BusLink, len(busURLs))
+	busLinks, setLinks := make([]bridge.Bus, len(busURLs)), make([]buses.Link, len(busURLs))
 	for i, u := range busURLs {
 		blog := log.With("component", "bus")
 		if len(busURLs) > 1 {
@@ -158,7 +159,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		if err != nil {
 			return err
 		}
-		links[i], busLinks[i], setLinks[i], metricLinks[i] = link, link, link, link
+		links[i], busLinks[i], setLinks[i] = link, link, link
 	}
 	set, err := buses.NewSet(busURLs, setLinks)
 	if err != nil {
@@ -211,7 +212,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, m.TimeDryRun(br), bn)
+	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, metrics.TimeDryRun(m, br), bn)
 	if err != nil {
 		return err
 	}
@@ -264,7 +265,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		})
 	}
 
-	m.Watch(metrics.Sources{Buses: metricLinks, Hub: streams, Bridge: br, Bans: bn, Gate: gate, Blacklist: bl})
+	// Each component's own counters, read at scrape time.
+	for i, link := range links {
+		m.RegisterBus(buses.Label(i), append(link.Collectors(), br.BusCollectors(i)...)...)
+	}
+	m.Register(slices.Concat(streams.Collectors(), br.Collectors(), bn.Collectors(), gate.Collectors())...)
+	m.Register(metrics.BlacklistEntries(bl))
 	hcfg := handlers.Config{
 		Logger:         log.With("component", "http"),
 		TrustedProxies: trusted,

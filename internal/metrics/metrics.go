@@ -1,7 +1,10 @@
 // Package metrics exposes the gateway's Prometheus metrics, all named with
-// the prefix "gateway_". Counters kept by the components themselves (bus
-// link, stream hub, bridge) are read at scrape time, so the hot paths pay
-// nothing for them.
+// the prefix "gateway_": the registry, and the metrics the gateway updates
+// directly (HTTP requests, refused credentials, latencies). The components
+// that keep counters of their own (bus link, stream hub, bridge, bans,
+// intent gate) each offer Prometheus collectors that read them at scrape
+// time, so the hot paths pay nothing for them; this package only registers
+// them and imports none of those packages.
 package metrics
 
 import (
@@ -15,55 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ovosgw/gateway/api"
-	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/bans"
-	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/buildinfo"
-	"github.com/ovosgw/gateway/internal/buses"
-	"github.com/ovosgw/gateway/internal/hub"
-	"github.com/ovosgw/gateway/internal/intentgate"
 )
 
 // Namespace prefixes every metric.
 const Namespace = "gateway"
 
-// BusLink is the bus link as metrics read it.
-type BusLink interface {
-	Connected() bool
-	Stats() busclient.Stats
-}
-
-// Hub is the stream hub as metrics read it.
-type Hub interface{ Stats() hub.Stats }
-
-// Bridge is the bus bridge as metrics read it: its counters, in all and by
-// bus position.
-type Bridge interface {
-	Stats() bridge.Stats
-	BusStats(pos int) bridge.BusStats
-}
-
-// Bans is the automatic ban keeper as metrics read it.
-type Bans interface{ Stats() bans.Stats }
-
-// Gate is the protected-intent gate as metrics read it.
-type Gate interface{ Stats() intentgate.Stats }
-
 // Blacklist lists the blacklist's entries (read at scrape time).
 type Blacklist interface {
 	List(ctx context.Context) ([]api.BlacklistEntry, error)
-}
-
-// Sources are the components whose counters are exported; any may be nil.
-type Sources struct {
-	// Buses are the bus links in configured order; their metrics carry the
-	// label bus, the position from "1" (buses.Label).
-	Buses     []BusLink
-	Hub       Hub
-	Bridge    Bridge
-	Bans      Bans
-	Gate      Gate
-	Blacklist Blacklist
 }
 
 // Metrics owns the registry and the metrics the gateway updates directly.
@@ -126,108 +89,24 @@ func New() *Metrics {
 	return m
 }
 
-// Watch registers the components' counters, read at scrape time.
-func (m *Metrics) Watch(src Sources) {
-	reg := m.reg
-	for i, b := range src.Buses {
-		bus := prometheus.Labels{"bus": buses.Label(i)}
-		reg.MustRegister(
-			busGauge("bus_link_up", "1 while the bus link is up.", bus, func() float64 {
-				if b.Connected() {
-					return 1
-				}
-				return 0
-			}),
-			busCounter("bus_frames_in_total", "Frames read from the bus.", bus, func() uint64 { return b.Stats().FramesIn }),
-			busCounter("bus_frames_out_total", "Frames written to the bus.", bus, func() uint64 { return b.Stats().FramesOut }),
-			busCounter("bus_reconnects_total", "Bus reconnections after the first connection.", bus, func() uint64 { return b.Stats().Reconnects }),
-			busCounter("bus_frames_dropped_total", "Bus frames that did not parse.", bus, func() uint64 { return b.Stats().Dropped }),
-		)
-		if br := src.Bridge; br != nil {
-			pos := i
-			reg.MustRegister(busGauge("bus_utterances_in_flight", "Utterances sent on the bus and not ended yet.", bus, func() float64 {
-				return float64(br.BusStats(pos).Pending)
-			}))
-			for _, s := range []struct {
-				status string
-				get    func(bridge.BusStats) uint64
-			}{
-				{"handled", func(s bridge.BusStats) uint64 { return s.Handled }},
-				{"intent_failure", func(s bridge.BusStats) uint64 { return s.IntentFailure }},
-				{"timeout", func(s bridge.BusStats) uint64 { return s.Timeout }},
-				{"error", func(s bridge.BusStats) uint64 { return s.Error }},
-			} {
-				get := s.get
-				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-					Namespace: Namespace, Name: "bus_utterances_total",
-					Help:        "Utterances sent on the bus, by final status.",
-					ConstLabels: prometheus.Labels{"bus": buses.Label(i), "status": s.status},
-				}, func() float64 { return float64(get(br.BusStats(pos))) }))
-			}
-		}
-	}
-	if h := src.Hub; h != nil {
-		reg.MustRegister(
-			gauge("streams_open", "Open event streams.", func() float64 { return float64(h.Stats().Subscribers) }),
-			counter("stream_events_published_total", "Events published to clients.", func() uint64 { return h.Stats().Published }),
-			counter("stream_events_sent_total", "Events handed to open streams.", func() uint64 { return h.Stats().Delivered }),
-			counter("streams_dropped_slow_total", "Streams closed for falling behind.", func() uint64 { return h.Stats().DroppedSlow }),
-			counter("stream_gaps_total", "Streams that resumed with a gap.", func() uint64 { return h.Stats().Gaps }),
-		)
-	}
-	if br := src.Bridge; br != nil {
-		for _, s := range []struct {
-			status string
-			get    func(bridge.Stats) uint64
-		}{
-			{"handled", func(s bridge.Stats) uint64 { return s.Handled }},
-			{"intent_failure", func(s bridge.Stats) uint64 { return s.IntentFailure }},
-			{"timeout", func(s bridge.Stats) uint64 { return s.Timeout }},
-			{"error", func(s bridge.Stats) uint64 { return s.Error }},
-		} {
-			get := s.get
-			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Namespace: Namespace, Name: "utterances_total",
-				Help:        "Utterances by final status.",
-				ConstLabels: prometheus.Labels{"status": s.status},
-			}, func() float64 { return float64(get(br.Stats())) }))
-		}
-		reg.MustRegister(
-			counter("utterances_sent_total", "Utterances put on the bus.", func() uint64 { return br.Stats().Sent }),
-			counter("utterances_refused_total", "Utterances refused by the bridge (bus down, too many pending).", func() uint64 { return br.Stats().Refused }),
-			counter("bus_frames_routed_total", "Bus frames delivered to a client.", func() uint64 { return br.Stats().Routed }),
-			counter("bus_frames_unrouted_total", "Bus frames for no client of this gateway.", func() uint64 { return br.Stats().Unrouted }),
-			gauge("utterances_pending", "Utterances (and dry runs) waiting for their end.", func() float64 { return float64(br.Stats().Pending) }),
-		)
-	}
-	if bn := src.Bans; bn != nil {
-		reg.MustRegister(
-			counter("bans_total", "Automatic bans made.", func() uint64 { return bn.Stats().Bans }),
-			counter("failed_attempts_total", "Failed attempts counted towards bans.", func() uint64 { return bn.Stats().Failures }),
-		)
-	}
-	if g := src.Gate; g != nil {
-		for _, s := range []struct {
-			outcome string
-			get     func(intentgate.Stats) uint64
-		}{
-			{"password_required", func(s intentgate.Stats) uint64 { return s.PasswordRequired }},
-			{"password_invalid", func(s intentgate.Stats) uint64 { return s.PasswordInvalid }},
-			{"password_refused", func(s intentgate.Stats) uint64 { return s.PasswordRefused }},
-			{"unlocked", func(s intentgate.Stats) uint64 { return s.Unlocked }},
-			{"dry_run_failed", func(s intentgate.Stats) uint64 { return s.DryRunFailures }},
-		} {
-			get := s.get
-			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Namespace: Namespace, Name: "protected_intent_checks_total",
-				Help:        "Protected-intent checks by outcome.",
-				ConstLabels: prometheus.Labels{"outcome": s.outcome},
-			}, func() float64 { return float64(get(g.Stats())) }))
-		}
-	}
-	if bl := src.Blacklist; bl != nil {
-		reg.MustRegister(&blacklistCollector{bl: bl, desc: prometheus.NewDesc(Namespace+"_blacklist_entries", "Blacklist entries in force by source (config, admin, auto).", []string{"source"}, nil)})
-	}
+// Register adds the components' own collectors (their Collectors methods:
+// the hub's, the bridge's, the bans', the gate's), read at scrape time. A
+// metric registered twice is a wiring mistake, and panics.
+func (m *Metrics) Register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+}
+
+// RegisterBus adds the collectors of one bus (its link's, and the bridge's
+// for its position) under the label bus, its position from "1"
+// (buses.Label).
+func (m *Metrics) RegisterBus(label string, cs ...prometheus.Collector) {
+	prometheus.WrapRegistererWith(prometheus.Labels{"bus": label}, m.reg).MustRegister(cs...)
+}
+
+// BlacklistEntries is the collector of the blacklist's entries in force by
+// source, counted at scrape time.
+func BlacklistEntries(bl Blacklist) prometheus.Collector {
+	return &blacklistCollector{bl: bl, desc: prometheus.NewDesc(Namespace+"_blacklist_entries", "Blacklist entries in force by source (config, admin, auto).", []string{"source"}, nil)}
 }
 
 // blacklistCollector counts the blacklist's entries by source at scrape time.
@@ -263,40 +142,27 @@ func (m *Metrics) ObserveUtterance(ev string, d time.Duration) {
 	m.latency.WithLabelValues(ev).Observe(d.Seconds())
 }
 
-// DryRun is the bus's answer to "which intent would match".
-type DryRun interface {
-	Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error)
+// DryRun is the bus's answer to "which intent would match" (the bridge's
+// Intent, for the protected-intent gate), over its utterance U and intent I.
+type DryRun[U, I any] interface {
+	Intent(ctx context.Context, u U) (I, error)
 }
 
 // TimeDryRun wraps a dry run so that its latency is recorded.
-func (m *Metrics) TimeDryRun(d DryRun) DryRun { return timedDryRun{d, m.dryRun} }
+func TimeDryRun[U, I any](m *Metrics, d DryRun[U, I]) DryRun[U, I] {
+	return timedDryRun[U, I]{d, m.dryRun}
+}
 
-type timedDryRun struct {
-	DryRun
+type timedDryRun[U, I any] struct {
+	DryRun[U, I]
 	h prometheus.Histogram
 }
 
-func (t timedDryRun) Intent(ctx context.Context, u bridge.Utterance) (*bridge.Intent, error) {
+func (t timedDryRun[U, I]) Intent(ctx context.Context, u U) (I, error) {
 	start := time.Now()
 	in, err := t.DryRun.Intent(ctx, u)
 	t.h.Observe(time.Since(start).Seconds())
 	return in, err
-}
-
-func busGauge(name, help string, bus prometheus.Labels, f func() float64) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: bus}, f)
-}
-
-func busCounter(name, help string, bus prometheus.Labels, f func() uint64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: bus}, func() float64 { return float64(f()) })
-}
-
-func gauge(name, help string, f func() float64) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, f)
-}
-
-func counter(name, help string, f func() uint64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, func() float64 { return float64(f()) })
 }
 
 // Handler serves the registry in the Prometheus text format.

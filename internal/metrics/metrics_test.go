@@ -31,7 +31,7 @@ func (b stubBlacklist) List(context.Context) ([]api.BlacklistEntry, error) { ret
 // odd statuses and unknown blacklist sources add no series.
 func TestLabelsFromFixedSets(t *testing.T) {
 	m := New()
-	m.Watch(Sources{Blacklist: stubBlacklist{{Source: api.BlacklistAuto}, {Source: "made-up-source"}}})
+	m.Register(BlacklistEntries(stubBlacklist{{Source: api.BlacklistAuto}, {Source: "made-up-source"}}))
 	for i := range 50 {
 		r := httptest.NewRequest(http.MethodGet, "/healthz", nil)
 		r.Method = "XMETHOD" + strings.Repeat("Z", i)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,11 +53,11 @@ func (recBus) Request(ctx context.Context, _ api.Message, _ func(*api.Frame) boo
 }
 func (recBus) Connected() bool { return true }
 
-// TestWatchReadsComponents: the exported counters are the components' own,
+// TestRegisterReadsComponents: the exported counters are the components' own,
 // read at scrape time, from real ones: a stream hub, the bus bridge, a bus
 // link that never connected, the ban keeper and the blacklist over a SQLite
 // store.
-func TestWatchReadsComponents(t *testing.T) {
+func TestRegisterReadsComponents(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "gateway.db"))
 	if err != nil {
@@ -86,7 +87,9 @@ func TestWatchReadsComponents(t *testing.T) {
 	}
 
 	m := New()
-	m.Watch(Sources{Buses: []BusLink{link}, Hub: h, Bridge: br, Bans: bn, Blacklist: bl})
+	m.RegisterBus("1", append(link.Collectors(), br.BusCollectors(0)...)...)
+	m.Register(slices.Concat(h.Collectors(), br.Collectors(), bn.Collectors())...)
+	m.Register(BlacklistEntries(bl))
 	before := scrape(t, m)
 	wantLines(t, before,
 		`gateway_streams_open 0`,
@@ -144,12 +147,12 @@ func TestDirectMetrics(t *testing.T) {
 	m.ObserveUtterance("done", 2*time.Second)
 
 	want := &bridge.Intent{Name: "joke", Type: "joke.skill:Joke"}
-	in, err := m.TimeDryRun(dryRun{in: want}).Intent(context.Background(), bridge.Utterance{Text: "a joke"})
+	in, err := TimeDryRun(m, dryRun{in: want}).Intent(context.Background(), bridge.Utterance{Text: "a joke"})
 	if in != want || err != nil {
 		t.Fatalf("timed dry run = %v, %v; want the wrapped one's answer", in, err)
 	}
 	boom := errors.New("bus down")
-	if _, err := m.TimeDryRun(dryRun{err: boom}).Intent(context.Background(), bridge.Utterance{}); !errors.Is(err, boom) {
+	if _, err := TimeDryRun(m, dryRun{err: boom}).Intent(context.Background(), bridge.Utterance{}); !errors.Is(err, boom) {
 		t.Fatalf("timed dry run error = %v, want the wrapped one's", err)
 	}
 
