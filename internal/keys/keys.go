@@ -110,6 +110,14 @@ func Verify(encoded, secret string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
+// CheckHash reports whether encoded is an Argon2id hash Verify can use,
+// without computing one: an imported record must carry a hash, never a
+// secret in plain text nor something no login could ever match.
+func CheckHash(encoded string) error {
+	_, _, _, err := parse(encoded)
+	return err
+}
+
 // VerifyDummy spends the time of a Verify against a default-parameter hash
 // and throws the result away. A login for an unknown client calls it, so that
 // response times do not tell which client ids exist.

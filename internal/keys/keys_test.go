@@ -225,3 +225,20 @@ func BenchmarkVerifyDummy(b *testing.B) {
 		VerifyDummy("secret")
 	}
 }
+
+// CheckHash takes what Hash makes and refuses what Verify could not use:
+// a plain secret, another algorithm, a damaged hash.
+func TestCheckHash(t *testing.T) {
+	h, err := Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHash(h); err != nil {
+		t.Fatalf("CheckHash of Hash's output: %v", err)
+	}
+	for _, bad := range []string{"", "correct horse", "$2a$10$abcdefghijklmnopqrstuv", h[:len(h)-2], strings.Replace(h, "argon2id", "argon2i", 1)} {
+		if err := CheckHash(bad); err == nil {
+			t.Errorf("CheckHash(%q) accepted it", bad)
+		}
+	}
+}
