@@ -145,3 +145,65 @@ func TestGatewayWorksAgainWhenRedisIsBack(t *testing.T) {
 		return g.call(t, http.MethodPost, "/v1/sessions", "", login, nil).StatusCode == http.StatusCreated
 	})
 }
+
+// An operator moves from the data dir to Redis and back with gateway
+// export and gateway import: no key is re-issued (the client logs in with
+// the key it was given at the start, on a gateway of each), the blacklist
+// and the protected intent come along, and the export holds no key or
+// password in plain text.
+func TestExportImportBetweenTheDataDirAndRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	first := newDataDir(t)
+	key, err := runCLI(t, first, "", "clients", "add", "kitchen", "--alias", "cook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key = strings.TrimSpace(key)
+	if _, err := runCLI(t, first, "", "blacklist", "add", "198.51.100.0/24", "--reason", "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, first, "door-password\n", "intents", "protect", "door.skill:Unlock"); err != nil {
+		t.Fatal(err)
+	}
+
+	out, stderr, err := runWithEnv(t, map[string]string{"GATEWAY_DATA_DIR": first}, "export")
+	if err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr)
+	}
+	if strings.Contains(out, key) || strings.Contains(out, "door-password") || !strings.Contains(out, "$argon2id$") {
+		t.Fatalf("the export holds a secret in plain text, or no hash:\n%s", out)
+	}
+	if !strings.Contains(stderr, "exported 1 client(s), 1 blacklist entr(ies), 1 protected intent(s)") {
+		t.Fatalf("export said:\n%s", stderr)
+	}
+
+	// Into Redis (the clients) and a new data dir (the rest).
+	second := newDataDir(t)
+	toRedis := map[string]string{"GATEWAY_DATA_DIR": second, "GATEWAY_REDIS_URL": srv.URL()}
+	var o, e gatewaytest.Buffer
+	if err := run(context.Background(), []string{"import"}, func(k string) string { return toRedis[k] }, strings.NewReader(out), &o, &e); err != nil {
+		t.Fatalf("import: %v\n%s", err, e.String())
+	}
+	if !strings.Contains(e.String(), "imported 1 client(s), 1 blacklist entr(ies), 1 protected intent(s)") {
+		t.Fatalf("import said:\n%s", e.String())
+	}
+	g := startGateway(t, map[string]string{"DATA_DIR": second, "REDIS_URL": srv.URL()})
+	g.login(t, "cook", key)
+	var entries []api.BlacklistEntry
+	wantStatus(t, g.call(t, http.MethodGet, "/v1/admin/blacklist", g.AdminToken, nil, &entries), http.StatusOK)
+	if len(entries) != 1 || entries[0].CIDR != "198.51.100.0/24" {
+		t.Fatalf("blacklist after the import: %+v", entries)
+	}
+	g.Stop(t)
+
+	// And back from Redis to a third data dir, without Redis.
+	back, stderr, err := runWithEnv(t, toRedis, "export")
+	if err != nil {
+		t.Fatalf("export from redis: %v\n%s", err, stderr)
+	}
+	third := newDataDir(t)
+	if err := run(context.Background(), []string{"import"}, func(k string) string { return map[string]string{"GATEWAY_DATA_DIR": third}[k] }, strings.NewReader(back), &o, &e); err != nil {
+		t.Fatalf("import into the data dir: %v\n%s", err, e.String())
+	}
+	startGateway(t, map[string]string{"DATA_DIR": third}).login(t, "kitchen", key)
+}

@@ -24,6 +24,8 @@ Usage:
   gateway clients add ID [--name N] [--alias A]...   register a client; prints its access key once
   gateway clients list | remove ID | rotate-key ID
   gateway blacklist add CIDR [--ttl D] [--reason R] | list | remove CIDR
+  gateway export > FILE                   the clients (key hashes only), blacklist and protected intents as JSON lines
+  gateway import < FILE                   put an export's records in this data dir (the clients in Redis with --redis-url)
   gateway admin-token reset               make a new admin token (the old one stops working); prints it once
   gateway intents protect PATTERN | list | unprotect PATTERN   (the password is read from the terminal or standard input)
   gateway bus [--addr 127.0.0.1:8181] [--dialect ovos|classic]   the embedded bus and its built-in skills alone, a stand-alone assistant
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runBus(ctx, args, stdout, stderr)
 	case "clients", "blacklist", "intents":
 		return runAdminCommand(ctx, cmd, args, getenv, stdin, stdout, stderr)
+	case "export", "import":
+		return runTransfer(ctx, cmd, args, getenv, stdin, stdout, stderr)
 	case "admin-token":
 		return runAdminToken(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
