@@ -146,15 +146,19 @@ func (m *message) encode() (api.Message, error) {
 	return api.Message{Type: m.Type, Data: data, Context: ctx}, nil
 }
 
+// marshalObject encodes a decoded object as Python's json.dumps would carry
+// it: HTML characters not escaped, numbers (json.Number) with their digits.
 func marshalObject(obj map[string]any) (json.RawMessage, error) {
 	if obj == nil {
 		return json.RawMessage("{}"), nil
 	}
-	b, err := appendJSON(make([]byte, 0, 256), obj)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
 		return nil, err
 	}
-	return json.RawMessage(b), nil
+	return json.RawMessage(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
 }
 
 // deepCopyMap copies a decoded JSON object; nil becomes an empty object.
