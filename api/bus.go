@@ -97,14 +97,11 @@ func appendObject(b []byte, raw json.RawMessage) ([]byte, error) {
 	if raw[0] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	s := scanner{b: raw}
-	if err := s.document(); err != nil {
+	buf := bytes.NewBuffer(b)
+	if json.Compact(buf, raw) != nil {
 		return nil, errors.New("not a JSON object")
 	}
-	if !s.ws {
-		return append(b, raw...), nil
-	}
-	return appendCompact(b, raw), nil
+	return buf.Bytes(), nil
 }
 
 // Names is a context's source or destination: on the wire either a string or a
@@ -114,39 +111,33 @@ type Names []string
 
 // UnmarshalJSON accepts a string, a list of strings, or null. Non-string list
 // members are skipped rather than failing the whole frame: the bus is not
-// ours to trust, but one odd member should not hide a reply.
+// ours to trust, but one odd member should not hide a reply. A number or an
+// object where a name belongs is read as no name.
 func (n *Names) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if len(b) > 0 && (b[0] == '"' || b[0] == '[') {
-		if !json.Valid(b) {
-			return errors.New("names: invalid JSON")
-		}
+	if !json.Valid(b) {
+		return errors.New("names: invalid JSON")
 	}
-	*n = decodeNames(b)
-	return nil
-}
-
-// decodeNames reads valid JSON as Names: a string, the strings of a list,
-// or nothing (null, or a number or an object where a name belongs).
-func decodeNames(v []byte) Names {
-	if len(v) == 0 {
-		return nil
-	}
-	switch v[0] {
+	switch b[0] {
 	case '"':
-		s, _ := jsonString(v)
-		return Names{s}
+		var s string
+		_ = json.Unmarshal(b, &s)
+		*n = Names{s}
 	case '[':
-		out := make(Names, 0, 1)
-		eachElement(v, func(it []byte) {
-			if s, ok := jsonString(it); ok {
+		var items []json.RawMessage
+		_ = json.Unmarshal(b, &items)
+		out := make(Names, 0, len(items))
+		for _, it := range items {
+			var s string
+			if it[0] == '"' && json.Unmarshal(it, &s) == nil {
 				out = append(out, s)
 			}
-		})
-		return out
+		}
+		*n = out
 	default:
-		return nil
+		*n = nil
 	}
+	return nil
 }
 
 // Has reports whether name is one of n.
@@ -171,138 +162,13 @@ type Route struct {
 }
 
 // Frame is one message received from the bus: the envelope, the routing facts
-// decoded once, and the bytes as they came. Data and Context share Raw's
-// bytes: nobody may modify a frame (subscribers share it).
+// decoded once, and the bytes as they came. The bus's decoder
+// (internal/busframe) makes it; Data and Context share Raw's bytes: nobody
+// may modify a frame (subscribers share it).
 type Frame struct {
 	Message
 	Route Route
 	Raw   []byte
-	// compact is set by ParseFrame when Raw holds no insignificant
-	// whitespace.
-	compact bool
-}
-
-// CompactRaw returns the frame as the bus carried it, without insignificant
-// whitespace (so on one line, an SSE data line): Raw itself when it has none
-// (do not modify it), nil when Raw is not valid JSON.
-func (f *Frame) CompactRaw() []byte {
-	if f.compact {
-		return f.Raw
-	}
-	s := scanner{b: f.Raw}
-	if len(f.Raw) == 0 || s.document() != nil {
-		return nil
-	}
-	if !s.ws {
-		return f.Raw
-	}
-	return appendCompact(make([]byte, 0, len(f.Raw)), f.Raw)
-}
-
-// envelope collects the top-level members of a frame as the scanner meets
-// them, by their exact names; the last of duplicated members wins.
-type envelope struct {
-	typ, data, ctx []byte
-	typeBad        bool // a "type" member was neither a string nor null
-}
-
-func (e *envelope) member(m member) {
-	switch {
-	case m.keyIs("type"):
-		e.typ = m.val
-		if m.val[0] != '"' && m.val[0] != 'n' {
-			e.typeBad = true
-		}
-	case m.keyIs("data"):
-		e.data = m.val
-	case m.keyIs("context"):
-		e.ctx = m.val
-	}
-}
-
-// ParseFrame decodes one websocket text frame. It fails, without panicking,
-// on anything that is not a JSON object with a non-empty string type and
-// object (or missing/null) data and context; odd member types inside the
-// context (a numeric session id, say) are read as absent instead. It reads
-// the frame in one pass (scan.go) and decides as a Python peer does: member
-// names are exact ({"TYPE":"speak"} has no type), the last duplicate wins.
-func ParseFrame(raw []byte) (*Frame, error) {
-	var env envelope
-	s := scanner{b: raw, env: &env}
-	if err := s.document(); err != nil {
-		return nil, fmt.Errorf("bus frame is not a JSON envelope: %w", err)
-	}
-	if first := skipSpace(raw, 0); raw[first] != '{' {
-		return nil, errors.New("bus frame is not a JSON envelope: not an object")
-	}
-	if env.typeBad {
-		return nil, errors.New("bus frame is not a JSON envelope: type is not a string")
-	}
-	typ, _ := jsonString(env.typ)
-	if typ == "" {
-		return nil, errors.New("bus frame has no type")
-	}
-	f := &Frame{Message: Message{Type: typ}, Raw: raw, compact: !s.ws}
-	var err error
-	if f.Data, err = objectOrEmpty(env.data); err != nil {
-		return nil, fmt.Errorf("bus frame %q data: %w", f.Type, err)
-	}
-	if f.Context, err = objectOrEmpty(env.ctx); err != nil {
-		return nil, fmt.Errorf("bus frame %q context: %w", f.Type, err)
-	}
-	f.Route = decodeRoute(f.Context, f.Data)
-	return f, nil
-}
-
-func objectOrEmpty(raw []byte) (json.RawMessage, error) {
-	if len(raw) == 0 || raw[0] == 'n' {
-		return json.RawMessage(defaultEmptyObjectJSONText), nil
-	}
-	if raw[0] != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	return raw, nil
-}
-
-// decodeRoute reads the routing facts of a valid context and data object.
-func decodeRoute(ctx, data json.RawMessage) Route {
-	var r Route
-	var src, dst, sess, uid []byte
-	eachMember(ctx, func(m member) {
-		switch {
-		case m.keyIs("source"):
-			src = m.val
-		case m.keyIs("destination"):
-			dst = m.val
-		case m.keyIs("session"):
-			sess = m.val
-		case m.keyIs("utterance_id"):
-			uid = m.val
-		}
-	})
-	r.Source, r.Destination = decodeNames(src), decodeNames(dst)
-	r.UtteranceID, _ = jsonString(uid)
-	if len(sess) > 0 && sess[0] == '{' {
-		var id []byte
-		eachMember(sess, func(m member) {
-			if m.keyIs("session_id") {
-				id = m.val
-			}
-		})
-		r.SessionID, _ = jsonString(id)
-	}
-	// data can be large: it is searched only when it holds the key as
-	// written, then its members are matched exactly.
-	if bytes.Contains(data, []byte(`"target"`)) {
-		var t []byte
-		eachMember(data, func(m member) {
-			if m.keyIs("target") {
-				t = m.val
-			}
-		})
-		r.Target, _ = jsonString(t)
-	}
-	return r
 }
 
 // GatewaySource is the context source (and reply destination) that names a

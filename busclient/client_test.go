@@ -23,6 +23,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/messagebus"
 )
@@ -292,7 +293,7 @@ func responder(t *testing.T, raw *websocket.Conn) (done chan struct{}) {
 			if err != nil {
 				return
 			}
-			f, err := api.ParseFrame(b)
+			f, err := busframe.Parse(b)
 			if err != nil || f.Type != api.TypeSkillsIsReady {
 				continue
 			}

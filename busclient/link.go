@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/wsconn"
 )
 
@@ -181,7 +181,7 @@ func (c *Client) receive(l *link, view []byte) {
 	// The frame is kept (subscribers may hold it), so it gets its own copy
 	// of the reader's buffer.
 	raw := wsconn.Own(view)
-	f, err := api.ParseFrame(raw)
+	f, err := busframe.Parse(raw)
 	if err != nil {
 		c.dropped.Add(1)
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // FuzzReceive feeds untrusted bytes to the receive path (echo filter, parse,
@@ -48,7 +49,7 @@ func FuzzReceive(f *testing.F) {
 			l.echo.add(raw, time.Now())
 		}
 		c.receive(l, raw)
-		_, perr := api.ParseFrame(raw)
+		_, perr := busframe.Parse(raw)
 		s := c.Stats()
 		switch {
 		case ours:

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // Dispatch routes one frame received from the bus to the client it concerns
@@ -232,9 +233,9 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 	// The members read, as decoding data into a struct would pick them;
 	// members of the wrong JSON type are read as absent.
 	ev := api.SpeakEvent{
-		Utterance:      jsonString(api.Member(f.Data, "utterance")),
-		ExpectResponse: bytes.Equal(api.Member(f.Data, "expect_response"), []byte("true")),
-		Lang:           jsonString(api.Member(f.Data, "lang")),
+		Utterance:      jsonString(busframe.Member(f.Data, "utterance")),
+		ExpectResponse: bytes.Equal(busframe.Member(f.Data, "expect_response"), []byte("true")),
+		Lang:           jsonString(busframe.Member(f.Data, "lang")),
 	}
 	// The utterance it answers: the one its context names if it is this
 	// client's and pending; a context naming none falls back to the
@@ -328,14 +329,14 @@ func jsonString(raw json.RawMessage) string {
 
 // contextLang is the context's lang (OVOS adds it to replies), or "".
 func contextLang(ctx json.RawMessage) string {
-	return jsonString(api.Member(ctx, "lang"))
+	return jsonString(busframe.Member(ctx, "lang"))
 }
 
 // frameJSON is the frame as the bus carried it, compacted to one line (an
 // SSE data line); members the gateway does not know are kept.
 func frameJSON(f *api.Frame) []byte {
 	if len(f.Raw) > 0 {
-		if c := f.CompactRaw(); c != nil {
+		if c := busframe.Compact(f); c != nil {
 			return c
 		}
 	}

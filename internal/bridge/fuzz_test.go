@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // checkEvents fails unless every published event is one line of JSON with a
@@ -55,9 +56,9 @@ func TestOddFrames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _, pub := newBridge(t, Config{})
 			send(t, b, "a", "s", "x", true)
-			f, err := api.ParseFrame([]byte(tc.raw))
+			f, err := busframe.Parse([]byte(tc.raw))
 			if err != nil {
-				t.Fatalf("ParseFrame: %v", err)
+				t.Fatalf("busframe.Parse: %v", err)
 			}
 			b.Dispatch(f)
 			b.Dispatch(nil)
@@ -70,7 +71,7 @@ func TestOddFrames(t *testing.T) {
 	}
 }
 
-// FuzzDispatch: arbitrary bytes from the bus, through ParseFrame and
+// FuzzDispatch: arbitrary bytes from the bus, through busframe.Parse and
 // Dispatch, never panic and only ever publish well-formed events.
 func FuzzDispatch(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(fixtureDir, "*.jsonl"))
@@ -90,7 +91,7 @@ func FuzzDispatch(f *testing.F) {
 		}
 		defer b.LinkDown() // stops the timers
 		send(t, b, "a", "s", "x", true)
-		fr, err := api.ParseFrame(raw)
+		fr, err := busframe.Parse(raw)
 		if err != nil {
 			return
 		}
@@ -134,7 +135,7 @@ func BenchmarkDispatchSpeak(b *testing.B) {
 					target = p
 				}
 			}
-			f, err := api.ParseFrame([]byte(rewrite(speak, target.clientID, target.sessionID, target.ID())))
+			f, err := busframe.Parse([]byte(rewrite(speak, target.clientID, target.sessionID, target.ID())))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // fixtureDir holds the real OVOS wire transcripts (docs/bus.md).
@@ -155,9 +156,9 @@ func send(t testing.TB, b *Bridge, clientID, sessionID, text string, collect boo
 // frame parses raw as the bus client would.
 func frame(t testing.TB, raw string) *api.Frame {
 	t.Helper()
-	f, err := api.ParseFrame([]byte(raw))
+	f, err := busframe.Parse([]byte(raw))
 	if err != nil {
-		t.Fatalf("ParseFrame(%.80s): %v", raw, err)
+		t.Fatalf("busframe.Parse(%.80s): %v", raw, err)
 	}
 	return f
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // Intent is the assistant's answer to "which intent would handle this?"
@@ -131,13 +132,13 @@ func (b *Bridge) awaitingAnswer(clientID, sessionID string) bool {
 
 // parseIntent reads intent.service.intent.reply's data: nil when data.intent
 // is null or missing, an error when it is not an object. Members are read by
-// their exact names, as the assistant wrote them (api.Member): an "INTENT"
+// their exact names, as the assistant wrote them (busframe.Member): an "INTENT"
 // is no intent.
 func parseIntent(data json.RawMessage) (*Intent, error) {
 	if d := bytes.TrimSpace(data); len(d) == 0 || d[0] != '{' {
 		return nil, fmt.Errorf("intent reply data is not an object")
 	}
-	raw := bytes.TrimSpace(api.Member(data, "intent"))
+	raw := bytes.TrimSpace(busframe.Member(data, "intent"))
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}
@@ -145,8 +146,8 @@ func parseIntent(data json.RawMessage) (*Intent, error) {
 		return nil, fmt.Errorf("intent reply: intent is not an object")
 	}
 	var m struct{ IntentName, IntentType, Name, SkillID, IntentService json.RawMessage }
-	m.IntentName, m.IntentType, m.Name = api.Member(raw, "intent_name"), api.Member(raw, "intent_type"), api.Member(raw, "name")
-	m.SkillID, m.IntentService = api.Member(raw, "skill_id"), api.Member(raw, "intent_service")
+	m.IntentName, m.IntentType, m.Name = busframe.Member(raw, "intent_name"), busframe.Member(raw, "intent_type"), busframe.Member(raw, "name")
+	m.SkillID, m.IntentService = busframe.Member(raw, "skill_id"), busframe.Member(raw, "intent_service")
 	in := &Intent{
 		Name:    jsonString(m.IntentName),
 		Type:    jsonString(m.IntentType),

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/keys"
 	"github.com/ovosgw/gateway/internal/store"
 )
@@ -441,8 +442,8 @@ func (g *Gate) Announce(f *api.Frame) {
 	switch f.Type {
 	case typeRegisterIntent, typePadatiousRegister:
 		var name string
-		if api.Member(f.Data, "name") != nil {
-			_ = json.Unmarshal(api.Member(f.Data, "name"), &name)
+		if busframe.Member(f.Data, "name") != nil {
+			_ = json.Unmarshal(busframe.Member(f.Data, "name"), &name)
 		}
 		if skill, intent, ok := strings.Cut(name, ":"); ok && skill != "" && intent != "" {
 			g.learn(known{typ: name, name: name, skill: skill})
@@ -453,7 +454,7 @@ func (g *Gate) Announce(f *api.Frame) {
 			return
 		}
 		var ctxSkill string
-		if raw := api.Member(f.Context, "skill_id"); raw != nil {
+		if raw := busframe.Member(f.Context, "skill_id"); raw != nil {
 			_ = json.Unmarshal(raw, &ctxSkill)
 		}
 		if ctxSkill == skill {

@@ -20,6 +20,7 @@ import (
 	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
+	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/store"
 )
 
@@ -639,7 +640,7 @@ func recordedFrames(t *testing.T, name string) []*api.Frame {
 		if l.Dir != "recv" {
 			continue
 		}
-		f, err := api.ParseFrame(l.Frame)
+		f, err := busframe.Parse(l.Frame)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -664,14 +665,14 @@ func (r replayBus) Request(ctx context.Context, m api.Message, match func(*api.F
 	}
 	_ = json.Unmarshal(m.Data, &d)
 	if d.Utterance != "hello there" {
-		return api.ParseFrame([]byte(`{"type":"intent.service.intent.reply","data":{"intent":null},"context":{"destination":"` + c.Source + `"}}`))
+		return busframe.Parse([]byte(`{"type":"intent.service.intent.reply","data":{"intent":null},"context":{"destination":"` + c.Source + `"}}`))
 	}
 	for _, f := range r.frames {
 		if f.Type == api.TypeIntentReply {
 			// The recorded reply names the recorder; ours names the
 			// sender, as the assistant's swap does.
 			raw := strings.Replace(string(f.Raw), `"destination":"go-gateway"`, `"destination":"`+c.Source+`"`, 1)
-			g, err := api.ParseFrame([]byte(raw))
+			g, err := busframe.Parse([]byte(raw))
 			if err != nil {
 				return nil, err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
 	"github.com/ovosgw/gateway/internal/satellite"
 )
@@ -124,7 +125,7 @@ func TestBridge(t *testing.T) {
 		} {
 			dev.say(t, u.text, u.session, nil)
 			for {
-				f := dev.next(t, "the answer to "+u.text, func(f *api.Frame) bool { return string(api.Member(f.Context, "satellite_reemitted")) == "true" })
+				f := dev.next(t, "the answer to "+u.text, func(f *api.Frame) bool { return string(busframe.Member(f.Context, "satellite_reemitted")) == "true" })
 				types = append(types, f.Type)
 				if speakFor(u.session)(f) {
 					break

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // Loop protection and addressing of what the bridge puts on the local bus.
@@ -43,7 +44,7 @@ func notForwarded(f *api.Frame) string {
 			return "sent by the gateway for a client"
 		}
 	}
-	if string(api.Member(f.Context, ReemittedKey)) == "true" {
+	if string(busframe.Member(f.Context, ReemittedKey)) == "true" {
 		return "re-emitted by a satellite"
 	}
 	return ""
@@ -52,10 +53,10 @@ func notForwarded(f *api.Frame) string {
 // parseUtterance reads a recognizer_loop:utterance of the device: its first
 // transcription, its language (data, then context, then session) and its
 // session as it came. Members are read by their exact names, as the
-// device's assistant reads them (api.Member).
+// device's assistant reads them (busframe.Member).
 func parseUtterance(f *api.Frame) (localUtterance, error) {
 	var utterances []json.RawMessage
-	if raw := api.Member(f.Data, "utterances"); len(raw) > 0 && raw[0] != 'n' {
+	if raw := busframe.Member(f.Data, "utterances"); len(raw) > 0 && raw[0] != 'n' {
 		if err := json.Unmarshal(raw, &utterances); err != nil {
 			return localUtterance{}, errors.New("data is not an utterance")
 		}
@@ -65,14 +66,14 @@ func parseUtterance(f *api.Frame) (localUtterance, error) {
 		return localUtterance{}, errors.New("no utterances in data")
 	}
 	u := localUtterance{text: strings.TrimSpace(text), source: f.Route.Source, sessionID: sessionKey(f.Route.SessionID)}
-	if sess := api.Member(f.Context, "session"); len(sess) > 0 && sess[0] == '{' {
+	if sess := busframe.Member(f.Context, "session"); len(sess) > 0 && sess[0] == '{' {
 		u.session = sess
 	}
 	var sessionLang json.RawMessage
 	if u.session != nil {
-		sessionLang = api.Member(u.session, "lang")
+		sessionLang = busframe.Member(u.session, "lang")
 	}
-	for _, raw := range []json.RawMessage{api.Member(f.Data, "lang"), api.Member(f.Context, "lang"), sessionLang} {
+	for _, raw := range []json.RawMessage{busframe.Member(f.Data, "lang"), busframe.Member(f.Context, "lang"), sessionLang} {
 		var l string
 		if json.Unmarshal(raw, &l) == nil && l != "" {
 			u.lang = gatewayLang(l)
@@ -105,7 +106,7 @@ func gatewayLang(l string) string {
 // repeats the utterance's data), "" when it names none.
 func failureText(f *api.Frame) string {
 	var utterances []string
-	if json.Unmarshal(api.Member(f.Data, "utterances"), &utterances) != nil || len(utterances) == 0 {
+	if json.Unmarshal(busframe.Member(f.Data, "utterances"), &utterances) != nil || len(utterances) == 0 {
 		return ""
 	}
 	return strings.TrimSpace(utterances[0])
@@ -141,7 +142,7 @@ func speakMessage(ev api.SpeakEvent, session json.RawMessage) (api.Message, erro
 // forwardedMessage is a bus message of the gateway's stream (a `message`
 // event) as it came, its context marked as re-emitted.
 func forwardedMessage(raw []byte) (api.Message, error) {
-	f, err := api.ParseFrame(raw)
+	f, err := busframe.Parse(raw)
 	if err != nil {
 		return api.Message{}, err
 	}
@@ -183,7 +184,7 @@ func Reemitted(typ string) bool {
 // its context, "" when none.
 func contextUtteranceID(raw []byte) string {
 	var s string
-	if !json.Valid(raw) || json.Unmarshal(api.Member(api.Member(raw, "context"), "utterance_id"), &s) != nil {
+	if !json.Valid(raw) || json.Unmarshal(busframe.Member(busframe.Member(raw, "context"), "utterance_id"), &s) != nil {
 		return ""
 	}
 	return s

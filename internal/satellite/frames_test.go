@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 func frame(t testing.TB, raw string) *api.Frame {
 	t.Helper()
-	f, err := api.ParseFrame([]byte(raw))
+	f, err := busframe.Parse([]byte(raw))
 	if err != nil {
 		t.Fatalf("%s: %v", raw, err)
 	}
@@ -205,7 +206,7 @@ func FuzzFrames(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-emitted message does not marshal: %v", err)
 			}
-			fr, err := api.ParseFrame(b)
+			fr, err := busframe.Parse(b)
 			if err != nil {
 				t.Fatalf("re-emitted %s does not parse: %v", b, err)
 			}
@@ -213,7 +214,7 @@ func FuzzFrames(f *testing.F) {
 				t.Fatalf("re-emitted %s lacks the mark", b)
 			}
 		}
-		fr, err := api.ParseFrame(raw)
+		fr, err := busframe.Parse(raw)
 		if err != nil {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // feed plays frames into a tracker the way the bridge's loop does and
@@ -17,7 +18,7 @@ func feed(t *testing.T, tr *tracker, frames []string) map[string]outcome {
 	t.Helper()
 	got := map[string]outcome{}
 	for _, raw := range frames {
-		f, err := api.ParseFrame([]byte(raw))
+		f, err := busframe.Parse([]byte(raw))
 		if err != nil {
 			t.Fatalf("frame %s: %v", raw, err)
 		}

@@ -99,7 +99,7 @@ func (s *Skills) deliverAnswer(f *api.Frame) bool {
 }
 
 // frameSessionID is the frame's session id, "default" when it has none (the
-// same as message.sessionID, read from the route api.ParseFrame decoded).
+// same as message.sessionID, read from the route busframe.Parse decoded).
 func frameSessionID(f *api.Frame) string {
 	if f.Route.SessionID == "" {
 		return api.DefaultSessionID

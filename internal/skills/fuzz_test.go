@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // FuzzFrames feeds arbitrary bus frames, as the bus client parses them, to
@@ -29,7 +29,7 @@ func FuzzFrames(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		fr, err := api.ParseFrame(raw)
+		fr, err := busframe.Parse(raw)
 		if err != nil {
 			return
 		}
@@ -59,7 +59,7 @@ func FuzzFrames(f *testing.F) {
 				if err != nil {
 					t.Fatalf("sent a malformed message %q: %v", m.Type, err)
 				}
-				if _, err := api.ParseFrame(b); err != nil {
+				if _, err := busframe.Parse(b); err != nil {
 					t.Fatalf("sent an unparseable frame %s: %v", b, err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // fixtureLine is one line of a real OVOS wire transcript (the repository's
@@ -66,9 +67,9 @@ func fixtureNames(tb testing.TB) []string {
 // mustMessage parses a raw frame as the bus client would and decodes it.
 func mustMessage(tb testing.TB, raw []byte) *message {
 	tb.Helper()
-	f, err := api.ParseFrame(raw)
+	f, err := busframe.Parse(raw)
 	if err != nil {
-		tb.Fatalf("ParseFrame(%s): %v", raw, err)
+		tb.Fatalf("busframe.Parse(%s): %v", raw, err)
 	}
 	m, err := decodeMessage(f.Message)
 	if err != nil {
@@ -409,7 +410,7 @@ func TestExpandSession(t *testing.T) {
 func BenchmarkReplyEncode(b *testing.B) {
 	lines := loadFixture(b, "intent-handled.jsonl")
 	raw := lines[len(lines)-1].Frame
-	f, err := api.ParseFrame(raw)
+	f, err := busframe.Parse(raw)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/busframe"
 )
 
 // loopBus is a minimal in-memory stand-in for the bus connection, for unit
@@ -65,9 +66,9 @@ func (b *loopBus) subscribers() int {
 
 func (b *loopBus) inject(tb testing.TB, raw string) {
 	tb.Helper()
-	f, err := api.ParseFrame([]byte(raw))
+	f, err := busframe.Parse([]byte(raw))
 	if err != nil {
-		tb.Fatalf("ParseFrame(%s): %v", raw, err)
+		tb.Fatalf("busframe.Parse(%s): %v", raw, err)
 	}
 	b.mu.Lock()
 	fns := make([]func(*api.Frame), 0, len(b.subs))
