@@ -162,7 +162,7 @@ func compareParse(t *testing.T, raw []byte) {
 		t.Fatalf("%q parsed but does not compact: %v", raw, err)
 	}
 	if c := Compact(got); !bytes.Equal(c, buf.Bytes()) {
-		t.Fatalf("%q: CompactRaw %q, want %q", raw, c, buf.Bytes())
+		t.Fatalf("%q: Compact %q, want %q", raw, c, buf.Bytes())
 	}
 }
 
