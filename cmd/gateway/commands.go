@@ -15,11 +15,19 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/clients"
+	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/keys"
-	"github.com/ovosgw/gateway/internal/store"
 )
+
+// adminStore is where the command line finds the blacklist and the
+// protected intents: the data dir, or Redis.
+type adminStore interface {
+	blacklist.Store
+	intentgate.Store
+}
 
 // multiFlag collects a repeated string flag (--alias a --alias b).
 type multiFlag []string
@@ -70,11 +78,11 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	// With GATEWAY_REDIS_URL the clients are in Redis, whatever the data
-	// dir; the rest is in the data dir.
-	var st *store.Store
+	// With GATEWAY_REDIS_URL the clients, the blacklist and the protected
+	// intents are in Redis, whatever the data dir.
+	var st adminStore
 	var reg *clients.Registry
-	if group == "clients" && cfg.RedisURL != "" {
+	if cfg.RedisURL != "" {
 		rs, err := openRedis(ctx, cfg, nil, stderr)
 		if err != nil {
 			return err
@@ -83,14 +91,17 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 		if reg, err = clients.New(rs, nil, nil); err != nil {
 			return err
 		}
+		st = rs
 	} else {
-		if st, err = openExistingStore(ctx, cfg.DataDir, stderr); err != nil {
+		ds, err := openExistingStore(ctx, cfg.DataDir, stderr)
+		if err != nil {
 			return err
 		}
-		defer st.Close()
-		if reg, err = clients.New(st, nil, nil); err != nil {
+		defer ds.Close()
+		if reg, err = clients.New(ds, nil, nil); err != nil {
 			return err
 		}
+		st = ds
 	}
 
 	want := func(n int) error {

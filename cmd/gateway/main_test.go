@@ -263,7 +263,13 @@ func (s *stream) read() {
 // next returns the next event whose name is one of names (others skipped).
 func (s *stream) next(t *testing.T, names ...string) sseEvent {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	return s.nextWithin(t, 10*time.Second, names...)
+}
+
+// nextWithin is next, waiting at most d.
+func (s *stream) nextWithin(t *testing.T, d time.Duration, names ...string) sseEvent {
+	t.Helper()
+	timeout := time.After(d)
 	for {
 		select {
 		case ev := <-s.events:
@@ -286,7 +292,7 @@ func (s *stream) next(t *testing.T, names ...string) sseEvent {
 			}
 			t.Fatalf("stream ended while waiting for %v", names)
 		case <-timeout:
-			t.Fatalf("no %v event within 10s", names)
+			t.Fatalf("no %v event within %v", names, d)
 		}
 	}
 }

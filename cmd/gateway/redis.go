@@ -7,9 +7,15 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/blacklist"
+	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/clients"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/redisstore"
 	"github.com/ovosgw/gateway/internal/store"
+	"github.com/ovosgw/gateway/internal/tokens"
 )
 
 // clientStore is where the registry of clients lives: the data dir's
@@ -28,21 +34,100 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writ
 		return nil, err
 	}
 	if stderr != nil {
-		fmt.Fprintf(stderr, "clients in redis: %s\n", rs.Addr())
+		fmt.Fprintf(stderr, "shared state in redis: %s\n", rs.Addr())
 	}
 	return rs, nil
 }
 
-// openClientStore returns the registry's store: st, or Redis when
-// GATEWAY_REDIS_URL is set (closed by the function returned).
-func openClientStore(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) (clientStore, func(), error) {
+// sharedState is where the state that replicas share lives: the data dir's
+// SQLite file and this process's memory, or Redis when GATEWAY_REDIS_URL is
+// set. main picks; the services do not know which runs.
+type sharedState struct {
+	clients     clientStore
+	blacklist   blacklist.Store
+	intents     intentgate.Store
+	revocations tokens.Revocations
+	// The rest is nil without Redis: the hub, the tickets and the bridge
+	// then keep their state in this process.
+	redis      *redisstore.Store
+	relay      hub.Relay
+	tickets    tokens.TicketStore
+	utterances bridge.Shared
+}
+
+// openShared returns the shared state: st, or Redis when GATEWAY_REDIS_URL
+// is set (closed by the function returned).
+func openShared(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) (*sharedState, func(), error) {
 	if cfg.RedisURL == "" {
-		return st, func() {}, nil
+		return &sharedState{clients: st, blacklist: st, intents: st, revocations: st}, func() {}, nil
 	}
 	rs, err := openRedis(ctx, cfg, log.With("component", "redis"), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("the registry of clients is in redis", slog.String("redis", rs.Addr()))
-	return rs, func() { rs.Close() }, nil
+	log.Info("the state replicas share is in redis", slog.String("redis", rs.Addr()))
+	return &sharedState{
+		clients: rs, blacklist: rs, intents: rs, revocations: rs.Revocations(),
+		redis: rs, relay: rs.Events(hub.DefaultWindow), tickets: rs.Tickets(tokens.MaxTicketsPerClient),
+		utterances: rs.Utterances(),
+	}, func() { rs.Close() }, nil
+}
+
+// run starts what the Redis state needs in the background (goBG): the
+// events channel delivering to streams, the sweep of utterances whose
+// replica died, and the watch of changes made elsewhere (reload calls). It
+// returns once the events channel is subscribed, or after a few seconds
+// (a later subscription catches up).
+func (sh *sharedState) run(goBG func(string, func(context.Context) error), streams *hub.Hub, br *bridge.Bridge, reload func(ctx context.Context), log *slog.Logger) {
+	if sh.redis == nil {
+		return
+	}
+	ready := make(chan struct{})
+	ev := sh.relay.(*redisstore.Events)
+	goBG("redis events", func(ctx context.Context) error {
+		ev.Run(ctx, streams, ready)
+		return nil
+	})
+	goBG("redis orphans", func(ctx context.Context) error {
+		sh.redis.Utterances().SweepOrphans(ctx, br.EndOrphan)
+		return nil
+	})
+	goBG("redis watch", func(ctx context.Context) error {
+		// Changes made by other replicas and the command line.
+		sh.redis.Watch(ctx, time.Second, func() { reload(ctx) })
+		return nil
+	})
+	goBG("redis admin watch", func(ctx context.Context) error {
+		sh.redis.WatchAdmin(ctx, time.Second, func() { reload(ctx) })
+		return nil
+	})
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		log.Warn("the redis events channel is not subscribed yet; streams catch up once it is")
+	}
+}
+
+// ready adds Redis to the readiness of the buses: a replica that cannot
+// reach the shared state is not ready, and /readyz names it.
+type ready struct {
+	handlers.Readiness
+	redis *redisstore.Store
+}
+
+func (r ready) Ready() (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.redis.Ping(ctx); err != nil {
+		return false, "redis unreachable"
+	}
+	return r.Readiness.Ready()
+}
+
+// readiness is the buses' readiness, with Redis's when it is used.
+func (sh *sharedState) readiness(buses handlers.Readiness) handlers.Readiness {
+	if sh.redis == nil {
+		return buses
+	}
+	return ready{Readiness: buses, redis: sh.redis}
 }

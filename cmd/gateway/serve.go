@@ -67,11 +67,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer st.Close()
-	cs, closeClientStore, err := openClientStore(ctx, cfg, st, log)
+	sh, closeShared, err := openShared(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
-	defer closeClientStore()
+	defer closeShared()
+	cs := sh.clients
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return err
@@ -93,7 +94,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 		fmt.Fprintf(stdout, "self-signed TLS certificate SHA-256 fingerprint: %s\n", fp)
 	}
-	bl, err := blacklist.New(ctx, blacklist.Config{Static: blocked, Logger: log.With("component", "blacklist")}, st)
+	bl, err := blacklist.New(ctx, blacklist.Config{Static: blocked, Logger: log.With("component", "blacklist")}, sh.blacklist)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 	}
 
-	streams, err := hub.New(hub.Config{Logger: log.With("component", "hub")})
+	streams, err := hub.New(hub.Config{Logger: log.With("component", "hub"), Relay: sh.relay})
 	if err != nil {
 		return err
 	}
@@ -180,7 +181,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return id, err == nil
 		},
 		// A session's bus: the first of its rendezvous order that is up.
-		Pick: set.Pick,
+		Pick:   set.Pick,
+		Shared: sh.utterances,
 	}, busLinks, streams)
 	if err != nil {
 		return err
@@ -204,7 +206,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		goBG("bus link "+buses.Label(i), link.Run)
 	}
 
-	tok, err := tokens.New(tokens.Config{Secret: secret, TTL: cfg.TokenTTL}, st)
+	tok, err := tokens.New(tokens.Config{Secret: secret, TTL: cfg.TokenTTL, Tickets: sh.tickets}, sh.revocations)
 	if err != nil {
 		return err
 	}
@@ -212,7 +214,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, st, metrics.TimeDryRun(m, br), bn)
+	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, sh.intents, metrics.TimeDryRun(m, br), bn)
 	if err != nil {
 		return err
 	}
@@ -232,31 +234,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err := reg.Sync(ctx); err != nil {
 		return err
 	}
-	syncs := map[string]func(context.Context) error{"blacklist": bl.Refresh, "protected intents": gate.Refresh}
-	if cfg.RedisURL == "" {
-		syncs["clients"] = reg.Sync
-	} else {
-		goBG("redis watch", func(ctx context.Context) error {
-			// Changes made by other replicas and the command line.
-			cs.Watch(ctx, time.Second, func() {
-				if err := reg.Sync(ctx); err != nil {
-					log.Warn("sync after an outside change", slog.String("what", "clients"), slog.Any("err", err))
-				}
-			})
+	// What other processes change (the command line; with Redis, the
+	// other replicas) is reloaded within a second.
+	syncs := map[string]func(context.Context) error{"clients": reg.Sync, "blacklist": bl.Refresh, "protected intents": gate.Refresh}
+	var reloading sync.Mutex // the watches call it from their goroutines; Sync wants one at a time
+	reload := func(ctx context.Context) {
+		reloading.Lock()
+		defer reloading.Unlock()
+		for name, sync := range syncs {
+			if err := sync(ctx); err != nil {
+				log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
+			}
+		}
+	}
+	if sh.redis == nil {
+		goBG("store watch", func(ctx context.Context) error {
+			st.Watch(ctx, time.Second, func() { reload(ctx) })
 			return nil
 		})
 	}
-	goBG("store watch", func(ctx context.Context) error {
-		// Changes made by the command line in another process.
-		st.Watch(ctx, time.Second, func() {
-			for name, sync := range syncs {
-				if err := sync(ctx); err != nil {
-					log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
-				}
-			}
-		})
-		return nil
-	})
+	sh.run(goBG, streams, br, reload, log)
 
 	if cfg.AdminToken == "" {
 		goBG("admin token watch", func(ctx context.Context) error {
@@ -291,7 +288,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	httpAPI, err := handlers.New(hcfg, handlers.Deps{
 		Sessions: sess, Clients: reg, Utterances: talk, Streams: streams,
-		Ready: set, Blacklist: bl, ProtectedIntents: gate, Limits: limits,
+		Ready: sh.readiness(set), Blacklist: bl, ProtectedIntents: gate, Limits: limits,
 	})
 	if err != nil {
 		return err

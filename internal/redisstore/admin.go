@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -45,7 +44,7 @@ func (s *Store) AddBlacklist(ctx context.Context, e api.BlacklistEntry) error {
 		return err
 	}
 	if err := s.rdb.Do(ctx, s.rdb.B().Hset().Key(s.k.blacklist()).FieldValue().FieldValue(e.CIDR, string(v)).Build()).Error(); err != nil {
-		return fmt.Errorf("redisstore: add blacklist entry: %w", err)
+		return unreachable("add blacklist entry", err)
 	}
 	s.changed(ctx)
 	return nil
@@ -56,7 +55,7 @@ func (s *Store) AddBlacklist(ctx context.Context, e api.BlacklistEntry) error {
 func (s *Store) Blacklist(ctx context.Context) ([]api.BlacklistEntry, error) {
 	m, err := s.rdb.Do(ctx, s.rdb.B().Hgetall().Key(s.k.blacklist()).Build()).AsStrMap()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list blacklist: %w", err)
+		return nil, unreachable("list blacklist", err)
 	}
 	now := time.Now()
 	out := []api.BlacklistEntry{}
@@ -94,7 +93,7 @@ func (s *Store) RemoveBlacklist(ctx context.Context, r string) error {
 	}
 	n, err := s.rdb.Do(ctx, s.rdb.B().Hdel().Key(s.k.blacklist()).Field(canon).Build()).AsInt64()
 	if err != nil {
-		return fmt.Errorf("redisstore: remove blacklist entry: %w", err)
+		return unreachable("remove blacklist entry", err)
 	}
 	if n == 0 {
 		return store.BlacklistNotFound(canon)
@@ -131,7 +130,7 @@ func (s *Store) Protect(ctx context.Context, pattern, passwordHash string) error
 	cmd := s.rdb.B().Eval().Script(protectScript).Numkeys(1).Key(s.k.intents()).
 		Arg(pattern, passwordHash, strings.Trim(string(now), `"`)).Build()
 	if err := s.rdb.Do(ctx, cmd).Error(); err != nil {
-		return fmt.Errorf("redisstore: protect intent: %w", err)
+		return unreachable("protect intent", err)
 	}
 	s.changed(ctx)
 	return nil
@@ -141,7 +140,7 @@ func (s *Store) Protect(ctx context.Context, pattern, passwordHash string) error
 func (s *Store) ProtectedIntents(ctx context.Context) ([]store.ProtectedIntent, error) {
 	m, err := s.rdb.Do(ctx, s.rdb.B().Hgetall().Key(s.k.intents()).Build()).AsStrMap()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list protected intents: %w", err)
+		return nil, unreachable("list protected intents", err)
 	}
 	out := []store.ProtectedIntent{}
 	for pattern, v := range m {
@@ -159,7 +158,7 @@ func (s *Store) ProtectedIntents(ctx context.Context) ([]store.ProtectedIntent, 
 func (s *Store) Unprotect(ctx context.Context, pattern string) error {
 	n, err := s.rdb.Do(ctx, s.rdb.B().Hdel().Key(s.k.intents()).Field(pattern).Build()).AsInt64()
 	if err != nil {
-		return fmt.Errorf("redisstore: unprotect intent: %w", err)
+		return unreachable("unprotect intent", err)
 	}
 	if n == 0 {
 		return store.ProtectedNotFound(pattern)

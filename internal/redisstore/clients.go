@@ -106,7 +106,7 @@ func scriptErr(err error, id, what string) error {
 			return notFound(id)
 		}
 	}
-	return fmt.Errorf("redisstore: %s: %w", what, err)
+	return unreachable(what, err)
 }
 
 func notFound(idOrAlias string) error {
@@ -229,7 +229,7 @@ func (s *Store) owner(ctx context.Context, name string, cached bool) (string, bo
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("redisstore: resolve client: %w", err)
+		return "", false, unreachable("resolve client", err)
 	}
 	return id, true, nil
 }
@@ -247,7 +247,7 @@ func (s *Store) record(ctx context.Context, id string, cached bool) (store.Clien
 	}
 	m, err := res.AsStrMap()
 	if err != nil {
-		return store.Client{}, false, fmt.Errorf("redisstore: read client: %w", err)
+		return store.Client{}, false, unreachable("read client", err)
 	}
 	if len(m) == 0 {
 		return store.Client{}, false, nil
@@ -281,7 +281,7 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 	defer cancel()
 	ids, err := s.rdb.Do(ctx, s.rdb.B().Smembers().Key(s.k.clientIDs()).Build()).AsStrSlice()
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list clients: %w", err)
+		return nil, unreachable("list clients", err)
 	}
 	slices.Sort(ids)
 	cmds := make(rueidis.Commands, 0, len(ids))
@@ -292,7 +292,7 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 	for i, res := range s.rdb.DoMulti(ctx, cmds...) {
 		m, err := res.AsStrMap()
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: list clients: %w", err)
+			return nil, unreachable("list clients", err)
 		}
 		if len(m) == 0 {
 			continue // deleted since SMEMBERS

@@ -91,7 +91,7 @@ func (e *Events) Append(ctx context.Context, clientID string, body []byte) (uint
 		[]string{e.base(), strconv.Itoa(e.window), strconv.FormatInt(eventsTTL.Milliseconds(), 10),
 			k.eventsChannel(), clientID, string(body)}).ToString()
 	if err != nil {
-		return 0, fmt.Errorf("redisstore: append event: %w", err)
+		return 0, unreachable("append event", err)
 	}
 	id, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
@@ -107,14 +107,14 @@ func (e *Events) Window(ctx context.Context, clientID string) (uint64, []hub.Rel
 		[]string{k.eventSeq(clientID), k.eventLog(clientID)},
 		[]string{e.base(), strconv.FormatInt(eventsTTL.Milliseconds(), 10)}).ToArray()
 	if err != nil {
-		return 0, nil, fmt.Errorf("redisstore: read events: %w", err)
+		return 0, nil, unreachable("read events", err)
 	}
 	if len(vs) != 2 {
 		return 0, nil, errors.New("redisstore: read events: unexpected reply")
 	}
 	seq, err := vs[0].ToString()
 	if err != nil {
-		return 0, nil, fmt.Errorf("redisstore: read events: %w", err)
+		return 0, nil, unreachable("read events", err)
 	}
 	last, err := strconv.ParseUint(seq, 10, 64)
 	if err != nil {
@@ -122,7 +122,7 @@ func (e *Events) Window(ctx context.Context, clientID string) (uint64, []hub.Rel
 	}
 	entries, err := vs[1].AsStrSlice()
 	if err != nil {
-		return 0, nil, fmt.Errorf("redisstore: read events: %w", err)
+		return 0, nil, unreachable("read events", err)
 	}
 	events := make([]hub.RelayedEvent, 0, len(entries))
 	for _, entry := range entries {
@@ -144,7 +144,7 @@ func (e *Events) Control(ctx context.Context, c hub.Control) error {
 	}
 	cmd := e.s.rdb.B().Publish().Channel(e.s.k.eventsChannel()).Message("c" + string(b)).Build()
 	if err := e.s.rdb.Do(ctx, cmd).Error(); err != nil {
-		return fmt.Errorf("redisstore: publish control: %w", err)
+		return unreachable("publish control", err)
 	}
 	return nil
 }
@@ -154,7 +154,7 @@ func (e *Events) Forget(ctx context.Context, clientID string) error {
 	k := e.s.k
 	cmd := e.s.rdb.B().Del().Key(k.eventSeq(clientID), k.eventLog(clientID)).Build()
 	if err := e.s.rdb.Do(ctx, cmd).Error(); err != nil {
-		return fmt.Errorf("redisstore: forget events: %w", err)
+		return unreachable("forget events", err)
 	}
 	return nil
 }

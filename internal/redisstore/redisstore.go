@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/ovosgw/gateway/api"
 )
 
 // Defaults of Config.
@@ -123,12 +125,25 @@ func addrOf(opt rueidis.ClientOption) string {
 	return opt.InitAddress[0]
 }
 
+// unreachableRetry is the Retry-After of a refusal for want of Redis.
+const unreachableRetry = 5 * time.Second
+
+// unreachable is a failure to reach Redis as the caller is told of it: 503
+// with Retry-After (what needs the shared state waits for it, never goes
+// on without it), the cause kept for the log.
+func unreachable(what string, err error) error {
+	return &api.Error{
+		Code: api.EUNAVAILABLE, Detail: "the gateway's shared state is unreachable; try again shortly",
+		RetryAfter: unreachableRetry, Cause: fmt.Errorf("redisstore: %s: %w", what, err),
+	}
+}
+
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
 	if err := s.rdb.Do(ctx, s.rdb.B().Ping().Build()).Error(); err != nil {
-		return fmt.Errorf("redisstore: ping: %w", err)
+		return unreachable("ping", err)
 	}
 	return nil
 }

@@ -59,9 +59,9 @@ func TestClientsSurviveARedisRestart(t *testing.T) {
 	}
 	srv.Stop()
 	// While Redis is away, a read fails within the store's bound (rueidis
-	// alone would retry until the caller gives up), and is never a "not
-	// found".
-	if _, err := s.ResolveClient(ctx, "front"); err == nil || api.ErrorCode(err) != api.EINTERNAL {
+	// alone would retry until the caller gives up) as unavailable (503 with
+	// Retry-After), never a "not found".
+	if _, err := s.ResolveClient(ctx, "front"); api.ErrorCode(err) != api.EUNAVAILABLE {
 		t.Fatalf("ResolveClient without Redis: %v", err)
 	}
 	srv.Restart(t)

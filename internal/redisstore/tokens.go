@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +47,7 @@ func (r *Revocations) Revoke(ctx context.Context, id string, until time.Time) er
 	}
 	cmd := r.s.rdb.B().Set().Key(r.s.k.revoked(id)).Value("1").PxatMillisecondsTimestamp(until.UnixMilli()).Build()
 	if err := r.s.rdb.Do(ctx, cmd).Error(); err != nil {
-		return fmt.Errorf("redisstore: revoke: %w", err)
+		return unreachable("revoke", err)
 	}
 	r.s.barrier(ctx)
 	return nil
@@ -71,7 +70,7 @@ func (r *Revocations) RevokedAny(ctx context.Context, ids ...string) (bool, erro
 		case err == nil:
 			return true, nil
 		case !rueidis.IsRedisNil(err):
-			return false, fmt.Errorf("redisstore: revocation check: %w", err)
+			return false, unreachable("revocation check", err)
 		}
 	}
 	return false, nil
@@ -140,7 +139,7 @@ func (t *Tickets) Put(ctx context.Context, hash [sha256.Size]byte, c tokens.Clai
 		if strings.Contains(err.Error(), "GWLIMIT") {
 			return &api.Error{Code: api.ERATELIMITED, Detail: "too many outstanding stream tickets for this client", RetryAfter: tokens.TicketTTL}
 		}
-		return fmt.Errorf("redisstore: keep ticket: %w", err)
+		return unreachable("keep ticket", err)
 	}
 	return nil
 }
@@ -157,7 +156,7 @@ func (t *Tickets) Get(ctx context.Context, hash [sha256.Size]byte, spend bool) (
 		return tokens.Claims{}, time.Time{}, false, nil
 	}
 	if err != nil {
-		return tokens.Claims{}, time.Time{}, false, fmt.Errorf("redisstore: read ticket: %w", err)
+		return tokens.Claims{}, time.Time{}, false, unreachable("read ticket", err)
 	}
 	var st storedTicket
 	if err := json.Unmarshal([]byte(v), &st); err != nil {

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -52,7 +51,7 @@ func (u *Utterances) Own(ctx context.Context, id, clientID, sessionID string, un
 	}
 	for _, r := range u.s.rdb.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("redisstore: own utterance: %w", err)
+			return unreachable("own utterance", err)
 		}
 	}
 	return nil
@@ -76,7 +75,7 @@ func (u *Utterances) Ended(ctx context.Context, id, clientID, sessionID string) 
 func (u *Utterances) OwnedElsewhere(ctx context.Context, id string) (bool, error) {
 	n, err := u.s.rdb.Do(ctx, u.s.rdb.B().Exists().Key(u.s.k.utterance(id)).Build()).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("redisstore: utterance owner: %w", err)
+		return false, unreachable("utterance owner", err)
 	}
 	return n > 0, nil
 }
@@ -90,7 +89,7 @@ func (u *Utterances) Claim(ctx context.Context, key string) (bool, error) {
 	case rueidis.IsRedisNil(err):
 		return false, nil
 	}
-	return false, fmt.Errorf("redisstore: claim: %w", err)
+	return false, unreachable("claim", err)
 }
 
 // SweepOrphans ends, until ctx ends, the utterances whose replica died: each

@@ -18,7 +18,7 @@ const (
 	TicketTTL           = 60 * time.Second
 	TicketPrefix        = "gwt_"
 	maxTickets          = 10000
-	maxTicketsPerClient = 32
+	MaxTicketsPerClient = 32
 	maxTicketLen        = 128
 	ticketPruneEvery    = 10 * time.Second
 )
@@ -70,7 +70,7 @@ func (ts *tickets) Put(_ context.Context, hash [sha256.Size]byte, c Claims, expi
 	if len(ts.byHash) >= maxTickets {
 		return &api.Error{Code: api.EUNAVAILABLE, Detail: "too many outstanding stream tickets", RetryAfter: TicketTTL}
 	}
-	if ts.perClient[c.ClientID] >= maxTicketsPerClient {
+	if ts.perClient[c.ClientID] >= MaxTicketsPerClient {
 		return &api.Error{Code: api.ERATELIMITED, Detail: "too many outstanding stream tickets for this client", RetryAfter: TicketTTL}
 	}
 	ts.byHash[hash] = ticket{claims: c, expires: expires}

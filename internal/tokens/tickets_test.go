@@ -143,7 +143,7 @@ func TestTicketLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		var first api.Secret
-		for i := range maxTicketsPerClient {
+		for i := range MaxTicketsPerClient {
 			s, _, err := tk.IssueTicket(c)
 			if err != nil {
 				t.Fatalf("ticket %d: %v", i, err)

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/gatewaytest"
+	"github.com/ovosgw/gateway/internal/hub"
+	"github.com/ovosgw/gateway/internal/redistest"
+)
+
+// startReplicas runs `gateway bus` and n gateways on one Redis, as replicas
+// behind a load balancer run: the same JWT secret and admin token, each
+// with its own data dir and its own link to the one assistant.
+func startReplicas(t *testing.T, n int, extra map[string]string) (replicas []*gateway, busURL string, srv *redistest.Server) {
+	t.Helper()
+	srv = redistest.Start(t, redistest.Options{})
+	busURL, _ = startBusBinary(t)
+	env := map[string]string{
+		"REDIS_URL": srv.URL(), "BUS_URL": busURL,
+		"JWT_SECRET": strings.Repeat("j", 32), "ADMIN_TOKEN": "gwa_" + strings.Repeat("a", 40),
+		"LOGIN_RATE": "1000",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	for range n {
+		replicas = append(replicas, startGateway(t, env))
+	}
+	return replicas, busURL, srv
+}
+
+// until reads st up to the done event of utterance id and returns every
+// event before it, done included.
+func until(t *testing.T, st *stream, id string) []sseEvent {
+	t.Helper()
+	var got []sseEvent
+	for {
+		ev := st.next(t, api.EventSpeak, api.EventDone, api.EventMessage, api.EventGap)
+		got = append(got, ev)
+		if ev.Name == api.EventDone && decode[api.DoneEvent](t, ev.Data).UtteranceID == id {
+			return got
+		}
+	}
+}
+
+// oneSequence fails unless the events' ids grow and no event came twice.
+func oneSequence(t *testing.T, evs []sseEvent) {
+	t.Helper()
+	var last uint64
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		id, ok := hub.ParseEventID(ev.ID)
+		if !ok || id <= last {
+			t.Fatalf("event %s %s has id %q after %d", ev.Name, ev.Data, ev.ID, last)
+		}
+		last = id
+		if seen[ev.Name+ev.Data] {
+			t.Fatalf("event %s %s came twice", ev.Name, ev.Data)
+		}
+		seen[ev.Name+ev.Data] = true
+	}
+}
+
+// Three replicas on one Redis and one assistant are one gateway: a stream
+// on one replica gets, once and in order, the answers to an utterance
+// posted to another by a session opened on a third; a stream resumed on
+// another replica with Last-Event-ID gets what it missed; a logout on one
+// ends the session's streams on every replica.
+func TestReplicasAreOneGateway(t *testing.T) {
+	gs, _, _ := startReplicas(t, 3, nil)
+	key := gs[0].createClient(t, "kitchen")
+	s := gs[1].login(t, "kitchen", key)
+	tok := s.Token.Reveal()
+	st := gs[2].openStream(t, "kitchen", bearer(tok))
+	ready := st.next(t, api.EventReady)
+
+	var all []sseEvent
+	for i, text := range []string{"hello", "say apple pie", "count to three"} {
+		acc := say(t, gs[i%3], tok, text)
+		evs := until(t, st, acc.ID)
+		speaks := 0
+		for _, ev := range evs {
+			if ev.Name == api.EventSpeak {
+				sp := decode[api.SpeakEvent](t, ev.Data)
+				if sp.UtteranceID == nil || *sp.UtteranceID != acc.ID {
+					t.Fatalf("%q: a speak of another utterance: %s", text, ev.Data)
+				}
+				speaks++
+			}
+		}
+		if want := map[string]int{"hello": 1, "say apple pie": 1, "count to three": 3}[text]; speaks != want {
+			t.Fatalf("%q: %d speak events, want %d: %v", text, speaks, want, evs)
+		}
+		if d := decode[api.DoneEvent](t, evs[len(evs)-1].Data); d.Status != api.StatusHandled {
+			t.Fatalf("%q: done %+v", text, d)
+		}
+		all = append(all, evs...)
+	}
+	oneSequence(t, all)
+
+	// The stream drops and comes back on the first replica: it gets what it
+	// missed since ready, with the same ids.
+	resumed := gs[0].openStream(t, "kitchen", http.Header{"Authorization": {"Bearer " + tok}, "Last-Event-ID": {ready.ID}})
+	resumed.next(t, api.EventReady)
+	for _, want := range all {
+		got := resumed.next(t, api.EventSpeak, api.EventDone, api.EventMessage, api.EventGap)
+		if got.ID != want.ID || got.Name != want.Name || got.Data != want.Data {
+			t.Fatalf("replayed %s %s %s, want %s %s %s", got.ID, got.Name, got.Data, want.ID, want.Name, want.Data)
+		}
+	}
+
+	// A logout on the second replica ends the streams on the first and the
+	// third, and the token is refused everywhere.
+	wantStatus(t, gs[1].call(t, http.MethodDelete, "/v1/sessions/current", tok, nil, nil), http.StatusNoContent)
+	st.waitClosed(t)
+	resumed.waitClosed(t)
+	for _, g := range gs {
+		wantStatus(t, g.call(t, http.MethodGet, "/v1/clients/me", tok, nil, nil), http.StatusUnauthorized)
+	}
+}
+
+// A speak addressed to a client with nothing pending (a timer, a proactive
+// message) reaches the client's stream once, though every replica heard it.
+func TestReplicasDeliverUnownedSpeechOnce(t *testing.T) {
+	gs, busURL, _ := startReplicas(t, 3, nil)
+	s := gs[0].newClient(t, "porch")
+	st := gs[1].openStream(t, "porch", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+
+	conn, _, err := websocket.DefaultDialer.Dial(busURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, text := range []string{"the timer is done", "the timer is done", "the tea is ready"} {
+		frame, _ := json.Marshal(map[string]any{
+			"type":    "speak",
+			"data":    map[string]any{"utterance": text},
+			"context": map[string]any{"destination": []string{api.GatewaySource("porch")}},
+		})
+		if err := conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker after them: whatever came twice would come before it.
+	acc := say(t, gs[2], s.Token.Reveal(), "say marker")
+	var heard []string
+	for _, ev := range until(t, st, acc.ID) {
+		if ev.Name == api.EventSpeak {
+			heard = append(heard, decode[api.SpeakEvent](t, ev.Data).Utterance)
+		}
+	}
+	// The same words twice are two messages, each delivered once.
+	want := []string{"the timer is done", "the timer is done", "the tea is ready", "marker"}
+	if strings.Join(heard, "|") != strings.Join(want, "|") {
+		t.Fatalf("heard %q, want %q", heard, want)
+	}
+}
+
+// A stream ticket issued on one replica is spent once, even when several
+// replicas redeem it at the same moment.
+func TestReplicasSpendATicketOnce(t *testing.T) {
+	gs, _, _ := startReplicas(t, 3, nil)
+	s := gs[0].newClient(t, "deck")
+	for range 5 {
+		var tk api.TicketResponse
+		wantStatus(t, gs[0].call(t, http.MethodPost, "/v1/sessions/current/ticket", s.Token.Reveal(), nil, &tk), http.StatusCreated)
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g := gs[i%3]
+				resp, err := g.client.Get(g.URL + "/v1/clients/deck/events?ticket=" + tk.Ticket.Reveal())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if codes[http.StatusOK] != 1 || codes[http.StatusUnauthorized] != 5 {
+			t.Fatalf("six redemptions of one ticket: %v", codes)
+		}
+	}
+}
+
+// A blacklist entry and a protected intent added through one replica hold
+// on every replica within a second or so.
+func TestReplicasShareTheAdminState(t *testing.T) {
+	gs, _, _ := startReplicas(t, 2, map[string]string{"TRUSTED_PROXIES": ""})
+	admin := gs[0].AdminToken
+	s := gs[0].newClient(t, "attic")
+	wantStatus(t, gs[0].call(t, http.MethodPost, "/v1/admin/blacklist", admin,
+		map[string]string{"cidr": "127.0.0.9/32", "reason": "test"}, nil), http.StatusCreated)
+	far := gs[1].from(t, "127.0.0.9")
+	waitFor(t, func() bool {
+		return far.call(t, http.MethodGet, "/v1/clients/me", s.Token.Reveal(), nil, nil).StatusCode == http.StatusForbidden
+	})
+
+	wantStatus(t, gs[1].call(t, http.MethodPut, "/v1/admin/protected-intents/"+url.PathEscape("joke.builtin:*"), admin,
+		api.ProtectRequest{Password: "open sesame"}, nil), http.StatusOK)
+	waitFor(t, func() bool {
+		resp := gs[0].call(t, http.MethodPost, "/v1/utterances", s.Token.Reveal(), api.UtteranceRequest{Utterance: "tell me a joke"}, nil)
+		return resp.StatusCode == http.StatusForbidden
+	})
+}
+
+// A replica killed with an utterance in flight leaves no accepted utterance
+// without its end: another replica ends it with done, status error, once
+// its timeout and a grace are past.
+func TestReplicaDeathEndsItsUtterances(t *testing.T) {
+	gs, busURL, srv := startReplicas(t, 1, map[string]string{"UTTERANCE_TIMEOUT": "2s"})
+	doomed := startGatewayProcess(t, map[string]string{
+		"REDIS_URL": srv.URL(), "BUS_URL": busURL,
+		"JWT_SECRET": strings.Repeat("j", 32), "ADMIN_TOKEN": "gwa_" + strings.Repeat("a", 40),
+		"UTTERANCE_TIMEOUT": "2s",
+	})
+	s := gs[0].newClient(t, "shed")
+	st := gs[0].openStream(t, "shed", bearer(s.Token.Reveal()))
+	st.next(t, api.EventReady)
+	// A question keeps its utterance pending until it is answered.
+	acc := say(t, doomed.gateway, s.Token.Reveal(), "ask me a question")
+	st.next(t, api.EventSpeak)
+	doomed.kill(t)
+	start := time.Now()
+	done := decode[api.DoneEvent](t, st.nextWithin(t, 30*time.Second, api.EventDone).Data)
+	if done.UtteranceID != acc.ID || done.Status != api.StatusError {
+		t.Fatalf("done %+v, want status error for %s", done, acc.ID)
+	}
+	t.Logf("the orphan ended %v after the kill", time.Since(start).Round(100*time.Millisecond))
+}
+
+// process is a gateway running as a process of its own, so that a test can
+// kill it.
+type process struct {
+	*gateway
+	cmd *exec.Cmd
+}
+
+// startGatewayProcess runs the built gateway binary as a server with env
+// (names without GATEWAY_) and a data dir of its own, and waits until it is
+// ready.
+func startGatewayProcess(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	cmd := exec.Command(gatewaytest.Binary(t))
+	cmd.Env = append(cmd.Environ(), "GATEWAY_ADDR=127.0.0.1:0", "GATEWAY_DATA_DIR="+t.TempDir(), "GATEWAY_IP_ALLOWLIST=127.0.0.1/32")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, "GATEWAY_"+k+"="+v)
+	}
+	g := &gateway{Stdout: &gatewaytest.Buffer{}, Logs: &gatewaytest.Buffer{}}
+	g.client = &http.Client{Transport: newValidatingTransport(t, nil)}
+	cmd.Stdout, cmd.Stderr = g.Stdout, g.Logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{gateway: g, cmd: cmd}
+	t.Cleanup(func() { p.kill(t) })
+	gatewaytest.EventuallyWithin(t, startLimit, "the gateway process to listen", func() bool {
+		if m := listenLine.FindStringSubmatch(g.Stdout.String()); m != nil {
+			g.URL = m[1]
+		}
+		return g.URL != ""
+	})
+	gatewaytest.EventuallyWithin(t, startLimit, "the gateway process to be ready", func() bool {
+		resp, err := g.client.Get(g.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+// kill ends the process at once (SIGKILL), as a crash would.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
