@@ -375,7 +375,10 @@ func TestWindowBoundedInBytes(t *testing.T) {
 
 func TestReplayAndLiveNeitherMissNorRepeat(t *testing.T) {
 	const events = 2000
-	h := newTestHub(t, Config{Window: events, Buffer: events})
+	// The window holds every event, by count and by bytes: a subscriber
+	// that falls behind on a loaded machine (its id read, then descheduled
+	// while hundreds of events go out) must still resume without a gap.
+	h := newTestHub(t, Config{Window: events, WindowBytes: events << 10, Buffer: events})
 	var newest atomic.Uint64
 	newest.Store(testBase)
 	published := make(chan struct{})
