@@ -192,7 +192,7 @@ func TestExportImportBetweenTheDataDirAndRedis(t *testing.T) {
 		t.Fatalf("export said:\n%s", stderr)
 	}
 
-	// Into Redis (the clients) and a new data dir (the rest).
+	// Into Redis, everything (the new data dir holds only its own files).
 	second := newDataDir(t)
 	toRedis := map[string]string{"GATEWAY_DATA_DIR": second, "GATEWAY_REDIS_URL": srv.URL()}
 	var o, e gatewaytest.Buffer

@@ -10,9 +10,8 @@ import (
 )
 
 // runTransfer is `gateway export` (the durable records as JSON lines on
-// standard output) and `gateway import` (from standard input). The clients
-// are read from or written to Redis when GATEWAY_REDIS_URL is set, else the
-// data dir; the blacklist and the protected intents are the data dir's.
+// standard output) and `gateway import` (from standard input): from and to
+// Redis when GATEWAY_REDIS_URL is set, else the data dir.
 func runTransfer(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs, vals := newFlagSet(cmd, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -26,25 +25,30 @@ func runTransfer(ctx context.Context, cmd string, args []string, getenv func(str
 	if err != nil {
 		return err
 	}
-	st, err := openExistingStore(ctx, cfg.DataDir, stderr)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var cs transfer.Clients = st
+	// The records are where the server keeps them: Redis when
+	// GATEWAY_REDIS_URL is set, else the data dir.
+	var cs transfer.Clients
+	var data transfer.Data
 	if cfg.RedisURL != "" {
 		rs, err := openRedis(ctx, cfg, nil, stderr)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
-		cs = rs
+		cs, data = rs, rs
+	} else {
+		st, err := openExistingStore(ctx, cfg.DataDir, stderr)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cs, data = st, st
 	}
 	var n transfer.Counts
 	if cmd == "export" {
-		n, err = transfer.Export(ctx, stdout, cs, st, time.Now())
+		n, err = transfer.Export(ctx, stdout, cs, data, time.Now())
 	} else {
-		n, err = transfer.Import(ctx, stdin, cs, st)
+		n, err = transfer.Import(ctx, stdin, cs, data)
 	}
 	fmt.Fprintf(stderr, "%sed %d client(s), %d blacklist entr(ies), %d protected intent(s)", cmd, n.Clients, n.Blacklist, n.Intents)
 	if n.Unchanged > 0 {
