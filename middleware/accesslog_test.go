@@ -109,3 +109,44 @@ func TestAccessLogNamesTheCause(t *testing.T) {
 		t.Errorf("the client saw %s, want the detail without the cause", body)
 	}
 }
+
+// A detached response (a stream handed to a goroutine of its own) is logged
+// and observed once, when it ends, with its whole size: not when its
+// handler returns.
+func TestAccessLogDetached(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var observed []string
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.AccessLog(log, func(req *http.Request, route string, status int, _ time.Duration) {
+		observed = append(observed, req.Method+" "+route)
+	}), middleware.ClientIP(nil))
+	var done func(int)
+	r.Get("/v1/streams/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("head"))
+		done = middleware.Detach(r)
+	})
+	serve(t, r, httptest.NewRequest("GET", "/v1/streams/7?ticket=s3cret", nil))
+	if buf.Len() != 0 || len(observed) != 0 {
+		t.Fatalf("logged before the response ended: %q %v", buf.String(), observed)
+	}
+	done(1000)
+	done(5) // once only
+	line := buf.String()
+	if strings.Count(line, "\n") != 1 {
+		t.Fatalf("want one line, got %q", line)
+	}
+	for _, want := range []string{"route=/v1/streams/{id}", "path=/v1/streams/7", "status=200", "bytes=1004", "request_id=", "remote=192.0.2.1"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line lacks %q: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "s3cret") {
+		t.Fatalf("the query string reached the log: %s", line)
+	}
+	if len(observed) != 1 || observed[0] != "GET /v1/streams/{id}" {
+		t.Fatalf("observed %v", observed)
+	}
+	// Outside AccessLog there is nothing to detach from.
+	middleware.Detach(httptest.NewRequest("GET", "/", nil))(3)
+}
