@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -49,15 +51,18 @@ func (s *Server) streamIdentity(r *http.Request) (id api.Identity, ticket string
 // handleEvents is the client's Server-Sent-Events stream (Mercure's recipe):
 // every refusal is a real status before the stream starts; then a retry
 // hint, the ready event, a gap event and the replay when Last-Event-ID asks
-// for it, and a loop over request end, server shutdown, heartbeat, token
-// expiry and the subscription's events, each write under a short deadline.
+// for it, and one loop (stream) over request end, server shutdown,
+// heartbeat, token expiry and the subscription's events, each write under a
+// short deadline.
 //
 // Over HTTP/1.x the connection is taken over (hijacked) once the stream
-// starts, so that an idle stream costs only what it needs: its socket, its
-// subscription and two small goroutines (hijackedStream), instead of a
-// request handler's goroutine, its buffers and its request (about 40 KiB
-// against 10; docs/PERFORMANCE.md). HTTP/2 streams, and writers that cannot
-// be taken over, are served by the handler itself (serveStream).
+// starts and the loop runs on a goroutine of its own (detach), so that an
+// idle stream costs only what it needs: its socket, its subscription and two
+// small goroutines, instead of a request handler's goroutine, its buffers
+// and its request (13 KiB against 42; docs/PERFORMANCE.md). Its access log
+// line and metrics come when it ends (middleware.Detach), and Wait waits for
+// it at shutdown. HTTP/2 streams, and writers that cannot be taken over, run
+// the same loop on the handler's goroutine, through the ResponseWriter.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	id, ticket, err := s.streamIdentity(r)
 	if err != nil {
@@ -126,16 +131,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if r.ProtoMajor == 1 {
-		if st, ok := s.hijack(w, opening, sub, release, id.ExpiresAt); ok {
-			if st != nil {
-				go st.run()
-			}
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			s.detach(r, conn, w.Header(), opening, sub, release, id.ExpiresAt)
 			return nil
 		}
 	}
 	defer release()
 	defer sub.Close()
-	s.serveStream(w, r, opening, sub, id.ExpiresAt)
+	w.WriteHeader(http.StatusOK)
+	rw := responseStream{w: w, rc: http.NewResponseController(w)}
+	if err := s.send(rw, opening); err != nil {
+		return nil
+	}
+	s.stream(rw, r.Context().Done(), sub, id.ExpiresAt)
 	return nil
 }
 
@@ -171,14 +179,11 @@ func (s *Server) opening(clientID, sessionID string, sub *hub.Subscription) ([]b
 	return out, true
 }
 
-// serveStream runs the stream on the handler's goroutine, through the
-// ResponseWriter (HTTP/2, or a writer that cannot be hijacked).
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, opening []byte, sub *hub.Subscription, expiresAt time.Time) {
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	if err := s.write(rc, w, opening); err != nil {
-		return
-	}
+// stream is the one event-stream loop, run once the opening is out:
+// Mercure's select over the client leaving (gone), server shutdown, token
+// expiry, the subscription's end, the heartbeat and the events, writing
+// through w, each batch of frames flushed at once.
+func (s *Server) stream(w streamWriter, gone <-chan struct{}, sub *hub.Subscription, expiresAt time.Time) {
 	heartbeat := time.NewTimer(heartbeatDelay(s.cfg.Heartbeat, time.Now()))
 	defer heartbeat.Stop()
 	var expiry <-chan time.Time
@@ -189,33 +194,33 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, opening []b
 	}
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-gone:
 			return
 		case <-s.closing:
 			// What was published before (the done events of the utterances
 			// ended at shutdown) goes out before the hint to reconnect.
 			select {
 			case f := <-sub.Events():
-				if err := s.writeBatch(rc, w, f, sub.Events()); err != nil {
+				if err := s.sendBatch(w, f, sub.Events()); err != nil {
 					return
 				}
 			default:
 			}
-			_ = s.write(rc, w, s.shutdownHint())
+			_ = s.send(w, s.shutdownHint())
 			return
 		case <-expiry:
-			_ = s.write(rc, w, hub.EncodeComment("the session expired; log in again"))
+			_ = s.send(w, hub.EncodeComment("the session expired; log in again"))
 			return
 		case <-sub.Done():
-			_ = s.write(rc, w, hub.EncodeComment(subEndReason(sub)))
+			_ = s.send(w, hub.EncodeComment(subEndReason(sub)))
 			return
 		case <-heartbeat.C:
-			if err := s.write(rc, w, hub.EncodeComment("keepalive")); err != nil {
+			if err := s.send(w, keepalive); err != nil {
 				return
 			}
 			heartbeat.Reset(heartbeatDelay(s.cfg.Heartbeat, time.Now()))
 		case f := <-sub.Events():
-			if err := s.writeBatch(rc, w, f, sub.Events()); err != nil {
+			if err := s.sendBatch(w, f, sub.Events()); err != nil {
 				return
 			}
 			// Go 1.23 timers: Reset needs no Stop and drain first.
@@ -223,6 +228,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, opening []b
 		}
 	}
 }
+
+// keepalive is the heartbeat's comment.
+var keepalive = hub.EncodeComment("keepalive")
 
 // shutdownHint ends a stream at shutdown: a retry hint spread over a window,
 // so that a fleet's reconnections do not all land on the next gateway at
@@ -260,38 +268,148 @@ func heartbeatDelay(every time.Duration, now time.Time) time.Duration {
 	return every
 }
 
-// hijackedStream is a stream whose connection was taken over from net/http
-// once its response began: the handler has returned, so the request, its
-// buffers and the handler's deep stack are gone, and the stream lives on in
-// run, with watch reading the connection to learn when the client leaves.
-// The response is the same HTTP/1.1 200 with chunked encoding that net/http
-// would have written; the connection closes when the stream ends.
-type hijackedStream struct {
-	s         *Server
-	conn      net.Conn
-	sub       *hub.Subscription
-	release   func()
-	expiresAt time.Time
+// streamWriter is what the stream loop writes through: frames are written
+// whole, then flushed together, under the deadline set before them. The
+// handler's ResponseWriter is one (responseStream); a connection taken over
+// from net/http is the other (connStream).
+type streamWriter interface {
+	io.Writer
+	// Flush sends what was written since the last Flush.
+	Flush() error
+	// SetWriteDeadline bounds the writes and the flush that follow.
+	SetWriteDeadline(deadline time.Time) error
 }
 
-// hijack takes the connection over and writes the response head and the
-// opening. ok is false when the writer cannot be hijacked (nothing was
-// written then); st is nil when the stream already failed (and was cleaned
-// up).
-func (s *Server) hijack(w http.ResponseWriter, opening []byte, sub *hub.Subscription, release func(), expiresAt time.Time) (st *hijackedStream, ok bool) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return nil, false
-	}
+// responseStream writes a stream through the handler's ResponseWriter.
+type responseStream struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (r responseStream) Write(b []byte) (int, error)        { return r.w.Write(b) }
+func (r responseStream) Flush() error                       { return r.rc.Flush() }
+func (r responseStream) SetWriteDeadline(d time.Time) error { return r.rc.SetWriteDeadline(d) }
+
+// detach serves a stream whose connection was taken over from net/http, on
+// a goroutine of its own: the handler then returns, so the request, its
+// buffers and the handler's deep stack are gone, and the stream lives on in
+// the loop, with watch reading the connection to learn when the client
+// leaves. The response is the same HTTP/1.1 200 with chunked encoding that
+// net/http would have written; the connection closes when the stream ends,
+// and only then are its access log line written and Wait told.
+func (s *Server) detach(r *http.Request, conn net.Conn, h http.Header, opening []byte, sub *hub.Subscription, release func(), expiresAt time.Time) {
+	logged := middleware.Detach(r)
 	// The request had no body; anything the client sent after it (a
 	// pipelined request) is dropped with the connection at the end.
 	_ = conn.SetDeadline(time.Time{})
-	st = &hijackedStream{s: s, conn: conn, sub: sub, release: release, expiresAt: expiresAt}
-	if err := st.write(appendChunk(responseHead(w.Header()), opening)); err != nil {
-		st.close()
-		return nil, true
+	w := &connStream{conn: conn, head: responseHead(h)}
+	// Counted before the client can have a byte of it: once it has ready,
+	// Wait knows of the stream.
+	s.detached.add()
+	end := func() {
+		_ = conn.Close()
+		sub.Close()
+		release()
+		logged(w.sent)
+		s.detached.done()
 	}
-	return st, true
+	// The opening is written here, on the handler's goroutine, whose stack
+	// is already deep: the stream's own goroutine then starts idle and
+	// stays small.
+	if err := s.send(w, opening); err != nil {
+		end()
+		return
+	}
+	go func() {
+		gone := make(chan struct{})
+		go watch(conn, gone)
+		s.stream(w, gone, sub, expiresAt)
+		w.end(s.cfg.WriteTimeout)
+		end()
+	}()
+}
+
+// watch reads the connection until it fails. An event-stream client sends
+// nothing after its request, so this is how a detached stream learns at
+// once that the client went away (closing the connection ends it too).
+func watch(conn net.Conn, gone chan<- struct{}) {
+	defer close(gone)
+	buf := make([]byte, 64)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// connStream writes a stream on a connection taken over from net/http: the
+// response head first, then each flush as one HTTP/1.1 chunk (RFC 9112,
+// 7.1), in one system call, built in a buffer shared by all streams (an
+// idle stream holds none).
+type connStream struct {
+	conn net.Conn
+	head []byte  // the response head, until the first flush
+	buf  *[]byte // the chunk being built: chunkHeadRoom bytes, then the data
+	sent int     // body bytes sent, for the access log
+	err  error   // the first failed write: the stream is over
+}
+
+// chunkHeadRoom is room for the largest chunk-size line a chunk needs (8
+// hex digits and CRLF), kept at the front of the chunk buffer.
+const chunkHeadRoom = 10
+
+// Write adds b to the chunk being built.
+func (c *connStream) Write(b []byte) (int, error) {
+	if c.buf == nil {
+		c.buf = chunkBuffers.Get().(*[]byte)
+		*c.buf = append((*c.buf)[:0], make([]byte, chunkHeadRoom)...)
+	}
+	*c.buf = append(*c.buf, b...)
+	return len(b), nil
+}
+
+// Flush sends the chunk built since the last one (and the response head
+// before the first).
+func (c *connStream) Flush() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.buf == nil {
+		return nil
+	}
+	bp := c.buf
+	c.buf = nil
+	defer putChunkBuffer(bp)
+	size := len(*bp) - chunkHeadRoom
+	var line [chunkHeadRoom]byte
+	l := append(strconv.AppendUint(line[:0], uint64(size), 16), "\r\n"...)
+	start := chunkHeadRoom - len(l)
+	copy((*bp)[start:], l)
+	*bp = append(*bp, "\r\n"...)
+	out := (*bp)[start:]
+	if c.head != nil {
+		out = append(c.head, out...)
+		c.head = nil
+	}
+	if _, err := c.conn.Write(out); err != nil {
+		c.err = fmt.Errorf("stream write: %w", err)
+		return c.err
+	}
+	c.sent += size
+	return nil
+}
+
+// SetWriteDeadline bounds the next writes on the connection.
+func (c *connStream) SetWriteDeadline(d time.Time) error { return c.conn.SetWriteDeadline(d) }
+
+// end ends the chunked body, unless a write already failed (or the head
+// never went out).
+func (c *connStream) end(timeout time.Duration) {
+	if c.err != nil || c.head != nil {
+		return
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, _ = io.WriteString(c.conn, lastChunk)
 }
 
 // responseHead is the status line and headers of a stream's response, as
@@ -311,113 +429,8 @@ func responseHead(h http.Header) []byte {
 	return b.Bytes()
 }
 
-// appendChunk appends data as one HTTP/1.1 chunk (RFC 9112, 7.1).
-func appendChunk(dst, data []byte) []byte {
-	dst = strconv.AppendUint(dst, uint64(len(data)), 16)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, data...)
-	return append(dst, "\r\n"...)
-}
-
 // lastChunk ends a chunked body.
 const lastChunk = "0\r\n\r\n"
-
-// run is the stream's loop, Mercure's select over the client leaving,
-// server shutdown, token expiry, the subscription's end, the heartbeat and
-// the events.
-func (st *hijackedStream) run() {
-	defer st.close()
-	s := st.s
-	gone := make(chan struct{})
-	go st.watch(gone)
-	heartbeat := time.NewTimer(heartbeatDelay(s.cfg.Heartbeat, time.Now()))
-	defer heartbeat.Stop()
-	var expiry <-chan time.Time
-	if !st.expiresAt.IsZero() {
-		t := time.NewTimer(time.Until(st.expiresAt))
-		defer t.Stop()
-		expiry = t.C
-	}
-	for {
-		select {
-		case <-gone:
-			return
-		case <-s.closing:
-			// What was published before (the done events of the utterances
-			// ended at shutdown) goes out before the hint to reconnect.
-			select {
-			case f := <-st.sub.Events():
-				if st.writeBatch(f) != nil {
-					return
-				}
-			default:
-			}
-			st.end(s.shutdownHint())
-			return
-		case <-expiry:
-			st.end(hub.EncodeComment("the session expired; log in again"))
-			return
-		case <-st.sub.Done():
-			st.end(hub.EncodeComment(subEndReason(st.sub)))
-			return
-		case <-heartbeat.C:
-			if st.write(appendChunk(nil, hub.EncodeComment("keepalive"))) != nil {
-				return
-			}
-			heartbeat.Reset(heartbeatDelay(s.cfg.Heartbeat, time.Now()))
-		case f := <-st.sub.Events():
-			if st.writeBatch(f) != nil {
-				return
-			}
-			heartbeat.Reset(heartbeatDelay(s.cfg.Heartbeat, time.Now()))
-		}
-	}
-}
-
-// watch reads the connection until it fails. An event-stream client sends
-// nothing after its request, so this is how the stream learns at once that
-// the client went away (closing the connection ends it too).
-func (st *hijackedStream) watch(gone chan<- struct{}) {
-	defer close(gone)
-	buf := make([]byte, 64)
-	for {
-		if _, err := st.conn.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// writeBatch writes f and the frames queued behind it (at most maxBatch) as
-// one chunk, in one system call.
-func (st *hijackedStream) writeBatch(f []byte) error {
-	bp := chunkBuffers.Get().(*[]byte)
-	defer putChunkBuffer(bp)
-	more := st.sub.Events()
-	if len(more) == 0 {
-		*bp = appendChunk((*bp)[:0], f)
-		return st.write(*bp)
-	}
-	frames := [maxBatch][]byte{f}
-	n, size := 1, len(f)
-collect:
-	for n < maxBatch {
-		select {
-		case g := <-more:
-			frames[n] = g
-			n++
-			size += len(g)
-		default:
-			break collect
-		}
-	}
-	b := strconv.AppendUint((*bp)[:0], uint64(size), 16)
-	b = append(b, "\r\n"...)
-	for _, g := range frames[:n] {
-		b = append(b, g...)
-	}
-	*bp = append(b, "\r\n"...)
-	return st.write(*bp)
-}
 
 // chunkBuffers holds the buffers streams build their chunks in, shared by
 // all streams: an idle stream holds none, a busy one does not allocate one
@@ -432,27 +445,46 @@ func putChunkBuffer(bp *[]byte) {
 	}
 }
 
-// end writes the stream's last words and the end of the body.
-func (st *hijackedStream) end(last []byte) {
-	_ = st.write(append(appendChunk(nil, last), lastChunk...))
+// detachedStreams counts the streams running on goroutines of their own,
+// for Wait.
+type detachedStreams struct {
+	mu   sync.Mutex
+	n    int
+	none chan struct{} // closed when n falls back to 0
 }
 
-// write sends b under a short write deadline, so a client that stopped
-// reading cannot hold the stream forever.
-func (st *hijackedStream) write(b []byte) error {
-	_ = st.conn.SetWriteDeadline(time.Now().Add(st.s.cfg.WriteTimeout))
-	if _, err := st.conn.Write(b); err != nil {
-		return fmt.Errorf("stream write: %w", err)
+func (d *detachedStreams) add() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == 0 {
+		d.none = make(chan struct{})
 	}
-	return nil
+	d.n++
 }
 
-// close ends the stream: the connection (which ends watch), the
-// subscription and its place under the caps.
-func (st *hijackedStream) close() {
-	_ = st.conn.Close()
-	st.sub.Close()
-	st.release()
+func (d *detachedStreams) done() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n--; d.n == 0 {
+		close(d.none)
+	}
+}
+
+// wait returns once no stream is running, or with ctx's error.
+func (d *detachedStreams) wait(ctx context.Context) error {
+	d.mu.Lock()
+	if d.n == 0 {
+		d.mu.Unlock()
+		return nil
+	}
+	none := d.none
+	d.mu.Unlock()
+	select {
+	case <-none:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // acquireStream takes a place under the per-client and per-address caps on
@@ -496,12 +528,12 @@ func streamEndReason(err error) string {
 // maxBatch bounds how many queued frames one flush carries.
 const maxBatch = 64
 
-// writeBatch writes f and the frames already queued behind it (at most
+// sendBatch writes f and the frames already queued behind it (at most
 // maxBatch), then flushes once: under load a burst of events (an
 // utterance's replies arrive together) costs one system call instead of one
 // each. Each frame is written whole; nothing waits for more frames.
-func (s *Server) writeBatch(rc *http.ResponseController, w http.ResponseWriter, f []byte, more <-chan []byte) error {
-	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+func (s *Server) sendBatch(w streamWriter, f []byte, more <-chan []byte) error {
+	_ = w.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := w.Write(f); err != nil {
 		return fmt.Errorf("stream write: %w", err)
 	}
@@ -510,21 +542,21 @@ func (s *Server) writeBatch(rc *http.ResponseController, w http.ResponseWriter, 
 		select {
 		case g = <-more:
 		default:
-			return rc.Flush()
+			return w.Flush()
 		}
 		if _, err := w.Write(g); err != nil {
 			return fmt.Errorf("stream write: %w", err)
 		}
 	}
-	return rc.Flush()
+	return w.Flush()
 }
 
-// write sends b and flushes it under a short write deadline, so a client that
-// stopped reading cannot hold the handler forever.
-func (s *Server) write(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
-	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+// send writes b and flushes it under a short write deadline, so that a
+// client that stopped reading cannot hold the stream forever.
+func (s *Server) send(w streamWriter, b []byte) error {
+	_ = w.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("stream write: %w", err)
 	}
-	return rc.Flush()
+	return w.Flush()
 }

@@ -169,6 +169,7 @@ type Server struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
+	detached  detachedStreams
 	handler   http.Handler
 	openai    *openai.Handler
 	hass      *hass.Handler
@@ -226,6 +227,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // streams refuse; call it before http.Server.Shutdown, which does not end
 // streaming handlers by itself.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// Wait waits until every stream running on a goroutine of its own (an
+// HTTP/1.1 stream, taken over from net/http) has ended, or ctx ends. After
+// Close they end at once, each with its reconnect hint. Call it after
+// http.Server.Shutdown, which waits for the other streams (they run on
+// their handler's goroutine) but does not know of these.
+func (s *Server) Wait(ctx context.Context) error { return s.detached.wait(ctx) }
 
 // handlerFunc is a handler that returns its error to the one error path.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error

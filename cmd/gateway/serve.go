@@ -49,8 +49,8 @@ const embeddedBusURL = "ws://embedded/core"
 
 // serve builds every component, serves until ctx ends, then shuts down in
 // order: pending utterances ended (their done events published), streams
-// told to end, HTTP server drained, hub closed, bus link closed, embedded
-// assistant stopped, store closed.
+// told to end, HTTP server drained and every stream's reconnect hint sent,
+// hub closed, bus link closed, embedded assistant stopped, store closed.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -351,6 +351,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", slog.Any("err", err))
 		_ = srv.Close()
+	}
+	// HTTP/1.1 streams run outside the server's handlers: wait for their
+	// reconnect hints too.
+	if err := httpAPI.Wait(sctx); err != nil {
+		log.Warn("shutdown: streams still open", slog.Any("err", err))
 	}
 	streams.Close()
 	return nil
