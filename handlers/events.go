@@ -131,10 +131,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if r.ProtoMajor == 1 {
+		// Counted before the hijack, from when http.Server.Shutdown no
+		// longer waits for the stream: Wait does.
+		s.detached.add()
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			s.detach(r, conn, w.Header(), opening, sub, release, id.ExpiresAt)
 			return nil
 		}
+		s.detached.done()
 	}
 	defer release()
 	defer sub.Close()
@@ -296,16 +300,14 @@ func (r responseStream) SetWriteDeadline(d time.Time) error { return r.rc.SetWri
 // the loop, with watch reading the connection to learn when the client
 // leaves. The response is the same HTTP/1.1 200 with chunked encoding that
 // net/http would have written; the connection closes when the stream ends,
-// and only then are its access log line written and Wait told.
+// and only then are its access log line written and Wait told (the caller
+// counted the stream in s.detached).
 func (s *Server) detach(r *http.Request, conn net.Conn, h http.Header, opening []byte, sub *hub.Subscription, release func(), expiresAt time.Time) {
 	logged := middleware.Detach(r)
 	// The request had no body; anything the client sent after it (a
 	// pipelined request) is dropped with the connection at the end.
 	_ = conn.SetDeadline(time.Time{})
 	w := &connStream{conn: conn, head: responseHead(h)}
-	// Counted before the client can have a byte of it: once it has ready,
-	// Wait knows of the stream.
-	s.detached.add()
 	end := func() {
 		_ = conn.Close()
 		sub.Close()
