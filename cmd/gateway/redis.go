@@ -75,10 +75,11 @@ func openShared(ctx context.Context, cfg config, st *store.Store, log *slog.Logg
 
 // run starts what the Redis state needs in the background (goBG): the
 // events channel delivering to streams, the sweep of utterances whose
-// replica died, and the watch of changes made elsewhere (reload calls). It
+// replica died, and the watches of changes made elsewhere (to the clients:
+// reloadClients; to the blacklist or the protected intents: reloadAdmin). It
 // returns once the events channel is subscribed, or after a few seconds
 // (a later subscription catches up).
-func (sh *sharedState) run(goBG func(string, func(context.Context) error), streams *hub.Hub, br *bridge.Bridge, reload func(ctx context.Context), log *slog.Logger) {
+func (sh *sharedState) run(goBG func(string, func(context.Context) error), streams *hub.Hub, br *bridge.Bridge, reloadClients, reloadAdmin func(ctx context.Context), log *slog.Logger) {
 	if sh.redis == nil {
 		return
 	}
@@ -94,11 +95,11 @@ func (sh *sharedState) run(goBG func(string, func(context.Context) error), strea
 	})
 	goBG("redis watch", func(ctx context.Context) error {
 		// Changes made by other replicas and the command line.
-		sh.redis.Watch(ctx, time.Second, func() { reload(ctx) })
+		sh.redis.Watch(ctx, time.Second, func() { reloadClients(ctx) })
 		return nil
 	})
 	goBG("redis admin watch", func(ctx context.Context) error {
-		sh.redis.WatchAdmin(ctx, time.Second, func() { reload(ctx) })
+		sh.redis.WatchAdmin(ctx, time.Second, func() { reloadAdmin(ctx) })
 		return nil
 	})
 	select {

@@ -235,25 +235,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	// What other processes change (the command line; with Redis, the
-	// other replicas) is reloaded within a second.
-	syncs := map[string]func(context.Context) error{"clients": reg.Sync, "blacklist": bl.Refresh, "protected intents": gate.Refresh}
-	var reloading sync.Mutex // the watches call it from their goroutines; Sync wants one at a time
-	reload := func(ctx context.Context) {
-		reloading.Lock()
-		defer reloading.Unlock()
-		for name, sync := range syncs {
-			if err := sync(ctx); err != nil {
-				log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
+	// other replicas) is reloaded within a second: the clients (ending the
+	// streams of clients deleted or re-keyed elsewhere), and the blacklist
+	// and the protected intents, which change far more often (every ban)
+	// and are reloaded apart, so that a ban does not walk every stream.
+	var reloading sync.Mutex // the watches call from their goroutines; Sync wants one at a time
+	reloadOf := func(syncs map[string]func(context.Context) error) func(context.Context) {
+		return func(ctx context.Context) {
+			reloading.Lock()
+			defer reloading.Unlock()
+			for name, sync := range syncs {
+				if err := sync(ctx); err != nil {
+					log.Warn("sync after an outside change", slog.String("what", name), slog.Any("err", err))
+				}
 			}
 		}
 	}
+	reloadClients := reloadOf(map[string]func(context.Context) error{"clients": reg.Sync})
+	reloadAdmin := reloadOf(map[string]func(context.Context) error{"blacklist": bl.Refresh, "protected intents": gate.Refresh})
 	if sh.redis == nil {
 		goBG("store watch", func(ctx context.Context) error {
-			st.Watch(ctx, time.Second, func() { reload(ctx) })
+			st.Watch(ctx, time.Second, func() { reloadClients(ctx); reloadAdmin(ctx) })
 			return nil
 		})
 	}
-	sh.run(goBG, streams, br, reload, log)
+	sh.run(goBG, streams, br, reloadClients, reloadAdmin, log)
 
 	if cfg.AdminToken == "" {
 		goBG("admin token watch", func(ctx context.Context) error {
