@@ -132,22 +132,10 @@ type Client struct {
 	lastError string
 	everUp    bool
 
-	subMu    sync.Mutex
-	subs     atomic.Pointer[[]subscriber] // copy-on-write, read by the reader
-	watchers atomic.Pointer[[]watcher]    // copy-on-write, read on link changes
-	nextID   uint64
+	subs     listeners[func(*api.Frame)]         // read by the reader for every frame
+	watchers listeners[func(up bool, err error)] // read on link changes
 
 	framesIn, framesOut, reconnects, dropped, echoes atomic.Uint64
-}
-
-type subscriber struct {
-	id uint64
-	fn func(*api.Frame)
-}
-
-type watcher struct {
-	id uint64
-	fn func(up bool, err error)
 }
 
 // New validates cfg and fills its defaults. It does not connect: Run does.
@@ -202,8 +190,6 @@ func New(cfg Config) (*Client, error) {
 		pongWait: 2 * cfg.PingInterval,
 		up:       make(chan struct{}),
 	}
-	c.subs.Store(&[]subscriber{})
-	c.watchers.Store(&[]watcher{})
 	return c, nil
 }
 
@@ -384,30 +370,7 @@ func (c *Client) sendRaw(ctx context.Context, data []byte) error {
 // the two need not know each other at construction. fn must not block.
 // cancel removes fn; a change being told at that moment may still reach it.
 func (c *Client) WatchLink(fn func(up bool, err error)) (cancel func()) {
-	c.subMu.Lock()
-	c.nextID++
-	id := c.nextID
-	old := *c.watchers.Load()
-	next := make([]watcher, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, watcher{id: id, fn: fn})
-	c.watchers.Store(&next)
-	c.subMu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.subMu.Lock()
-			defer c.subMu.Unlock()
-			old := *c.watchers.Load()
-			next := make([]watcher, 0, len(old))
-			for _, w := range old {
-				if w.id != id {
-					next = append(next, w)
-				}
-			}
-			c.watchers.Store(&next)
-		})
-	}
+	return c.watchers.add(fn)
 }
 
 // linkChanged tells Config.OnLink and the watchers that the link went up or
@@ -416,7 +379,7 @@ func (c *Client) linkChanged(up bool, err error) {
 	if cb := c.cfg.OnLink; cb != nil {
 		cb(up, err)
 	}
-	for _, w := range *c.watchers.Load() {
+	for _, w := range c.watchers.load() {
 		w.fn(up, err)
 	}
 }
@@ -427,30 +390,7 @@ func (c *Client) linkChanged(up bool, err error) {
 // block nor modify the frame (it is shared by all subscribers). cancel
 // removes fn; a frame being delivered at that moment may still reach it.
 func (c *Client) Subscribe(fn func(*api.Frame)) (cancel func()) {
-	c.subMu.Lock()
-	c.nextID++
-	id := c.nextID
-	old := *c.subs.Load()
-	next := make([]subscriber, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, subscriber{id: id, fn: fn})
-	c.subs.Store(&next)
-	c.subMu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.subMu.Lock()
-			defer c.subMu.Unlock()
-			old := *c.subs.Load()
-			next := make([]subscriber, 0, len(old))
-			for _, s := range old {
-				if s.id != id {
-					next = append(next, s)
-				}
-			}
-			c.subs.Store(&next)
-		})
-	}
+	return c.subs.add(fn)
 }
 
 // Request subscribes, sends m, and returns the first received frame for which

@@ -189,7 +189,7 @@ func (c *Client) receive(l *link, view []byte) {
 		}
 		return
 	}
-	for _, s := range *c.subs.Load() {
+	for _, s := range c.subs.load() {
 		s.fn(f)
 	}
 }

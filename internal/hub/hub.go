@@ -210,18 +210,7 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 		id = t.last
 		frame := stampID(body, id)
 		t.push(frame, h.window, h.windowBytes)
-		for i := 0; i < len(t.subs); {
-			s := t.subs[i]
-			select {
-			case s.ch <- frame:
-				delivered++
-				i++
-			default:
-				t.remove(s) // moves the last subscription to i
-				s.end(ErrSlow)
-				slow = append(slow, s.id)
-			}
-		}
+		delivered, slow = t.offer(frame, id)
 		t.mu.Unlock()
 		break
 	}
@@ -547,6 +536,30 @@ func (t *topic) since(after uint64) [][]byte {
 		out[i] = t.ring[(t.start+skip+i)%len(t.ring)]
 	}
 	return out
+}
+
+// offer hands frame, event id (0: none), to every subscription that does
+// not have it yet, without waiting: one whose buffer is full is detached
+// and ended with ErrSlow. It returns how many took the frame and the
+// connection ids of those ended. t.mu held.
+func (t *topic) offer(frame []byte, id uint64) (delivered uint64, slow []string) {
+	for i := 0; i < len(t.subs); {
+		s := t.subs[i]
+		if id != 0 && id <= s.lastID {
+			i++
+			continue
+		}
+		select {
+		case s.ch <- frame:
+			delivered++
+			i++
+		default:
+			t.remove(s) // moves the last subscription to i
+			s.end(ErrSlow)
+			slow = append(slow, s.id)
+		}
+	}
+	return delivered, slow
 }
 
 func (t *topic) add(s *Subscription) {

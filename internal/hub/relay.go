@@ -116,30 +116,13 @@ func frameOf(ev RelayedEvent) []byte {
 // sends a client's events in id order; an id this replica has delivered
 // already (a catch-up racing the live channel) is skipped.
 func (h *Hub) fanOut(clientID string, t *topic, id uint64, frame []byte) {
-	var slow []string
-	var delivered uint64
 	t.mu.Lock()
 	if t.dead || id <= t.last {
 		t.mu.Unlock()
 		return
 	}
 	t.last = id
-	for i := 0; i < len(t.subs); {
-		s := t.subs[i]
-		if id <= s.lastID {
-			i++
-			continue
-		}
-		select {
-		case s.ch <- frame:
-			delivered++
-			i++
-		default:
-			t.remove(s)
-			s.end(ErrSlow)
-			slow = append(slow, s.id)
-		}
-	}
+	delivered, slow := t.offer(frame, id)
 	t.mu.Unlock()
 	h.delivered.Add(delivered)
 	h.slowOnes(clientID, slow)
@@ -175,19 +158,8 @@ func (h *Hub) publishRelayed(clientID string, body []byte) uint64 {
 		slog.String("client_id", clientID), slog.Any("error", err))
 	if t := h.lookup(clientID); t != nil {
 		frame := body[idHeadroom:len(body):len(body)]
-		var slow []string
 		t.mu.Lock()
-		for i := 0; i < len(t.subs); {
-			s := t.subs[i]
-			select {
-			case s.ch <- frame:
-				i++
-			default:
-				t.remove(s)
-				s.end(ErrSlow)
-				slow = append(slow, s.id)
-			}
-		}
+		_, slow := t.offer(frame, 0)
 		t.mu.Unlock()
 		h.slowOnes(clientID, slow)
 	}

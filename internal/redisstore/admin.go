@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/internal/store"
 )
@@ -171,27 +169,5 @@ func (s *Store) Unprotect(ctx context.Context, pattern string) error {
 // that the blacklist or the protected intents changed, by any replica or
 // the command line.
 func (s *Store) WatchAdmin(ctx context.Context, every time.Duration, fn func()) {
-	read := func() (string, bool) {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		v, err := s.rdb.DoCache(rctx, s.rdb.B().Get().Key(s.k.adminChanges()).Cache(), s.ttl).ToString()
-		if err != nil && !rueidis.IsRedisNil(err) {
-			return "", false
-		}
-		return v, true
-	}
-	seen, _ := read()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if v, ok := read(); ok && v != seen {
-			seen = v
-			fn()
-		}
-	}
+	s.watchCounter(ctx, s.k.adminChanges(), "blacklist and protected intents", every, fn)
 }

@@ -384,10 +384,19 @@ func (s *Store) fresh(ctx context.Context, id string) (store.Client, error) {
 // Redis invalidates the cached counter when a change bumps it. A failed
 // check (Redis away) is tried again on the next tick.
 func (s *Store) Watch(ctx context.Context, every time.Duration, fn func()) {
+	s.watchCounter(ctx, s.k.clientChanges(), "clients", every, fn)
+}
+
+// watchCounter calls fn, from its own goroutine, after each check every
+// interval that finds the counter at key changed, until ctx ends. It reads
+// the counter through the client-side cache, so that a quiet counter costs
+// Redis nothing: Redis invalidates the cached copy when a change bumps it.
+// A failed check (Redis away) is tried again on the next tick.
+func (s *Store) watchCounter(ctx context.Context, key, what string, every time.Duration, fn func()) {
 	if every <= 0 {
 		every = time.Second
 	}
-	seen, _ := s.changes(ctx)
+	seen, _ := s.counter(ctx, key)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -396,9 +405,9 @@ func (s *Store) Watch(ctx context.Context, every time.Duration, fn func()) {
 			return
 		case <-t.C:
 		}
-		n, err := s.changes(ctx)
+		n, err := s.counter(ctx, key)
 		if err != nil {
-			s.log.Warn("redis: checking the clients for changes", slog.Any("err", err))
+			s.log.Warn("redis: checking for changes", slog.String("what", what), slog.Any("err", err))
 			continue
 		}
 		if n != seen {
@@ -408,11 +417,11 @@ func (s *Store) Watch(ctx context.Context, every time.Duration, fn func()) {
 	}
 }
 
-// changes reads the registry's change counter (0 before any change).
-func (s *Store) changes(ctx context.Context) (int64, error) {
+// counter reads a change counter (0 before any change).
+func (s *Store) counter(ctx context.Context, key string) (int64, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	n, err := s.rdb.DoCache(ctx, s.rdb.B().Get().Key(s.k.clientChanges()).Cache(), s.ttl).AsInt64()
+	n, err := s.rdb.DoCache(ctx, s.rdb.B().Get().Key(key).Cache(), s.ttl).AsInt64()
 	if rueidis.IsRedisNil(err) {
 		return 0, nil
 	}
