@@ -7,7 +7,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 )
 
 // benchClient runs a client on bus until the benchmark ends.

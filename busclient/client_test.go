@@ -24,8 +24,8 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/internal/busframe"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
 )
 
 func TestNewValidates(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 )
 
 // stopsReading is a real TCP websocket server that completes the handshake,

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 )
 
 // waitFor bounds every wait in these tests; it guards against hangs and is

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 )
 
 // quickAckOf reads TCP_QUICKACK back from c's socket. Linux answers 1 unless

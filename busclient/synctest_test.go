@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 )
 
 // TestBackoff checks, on synctest's fake clock, that redials wait a jittered

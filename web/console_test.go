@@ -22,8 +22,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
 )
 
 // The waits of the browser steps: generous, since a step only waits as long

@@ -13,8 +13,8 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
-	"github.com/ovosgw/gateway/internal/messagebus"
-	"github.com/ovosgw/gateway/internal/skills"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/skills"
 )
 
 // assistant is the embedded messagebus with its built-in skills linked to

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/ovosgw/gateway/api"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
 	"github.com/ovosgw/gateway/internal/settings"
 )
 

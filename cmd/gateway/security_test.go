@@ -26,7 +26,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ovosgw/gateway/api"
-	"github.com/ovosgw/gateway/internal/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 	"github.com/ovosgw/gateway/internal/selfsigned"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/internal/buildinfo"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/skills"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
-	"github.com/ovosgw/gateway/internal/skills"
 )
 
 const waitFor = 20 * time.Second

@@ -19,9 +19,9 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/busclient"
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
+	"github.com/ovosgw/gateway/internal/embedded/skills"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
-	"github.com/ovosgw/gateway/internal/skills"
 )
 
 // waitFor bounds every wait of these tests: a failure shows as a timeout,

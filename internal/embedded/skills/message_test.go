@@ -24,7 +24,7 @@ type fixtureLine struct {
 
 func loadFixture(tb testing.TB, name string) []fixtureLine {
 	tb.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "testdata", "ovos-wire", name))
+	f, err := os.Open(filepath.Join("..", "..", "..", "testdata", "ovos-wire", name))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func loadFixture(tb testing.TB, name string) []fixtureLine {
 
 func fixtureNames(tb testing.TB) []string {
 	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "ovos-wire", "*.jsonl"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "ovos-wire", "*.jsonl"))
 	if err != nil || len(paths) == 0 {
 		tb.Fatalf("no fixtures: %v", err)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/ovosgw/gateway/internal/embedded/messagebus"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/messagebus"
 )
 
 // waitFor bounds how long a test waits for something that must happen; it is
