@@ -17,7 +17,7 @@ import (
 	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/internal/buildinfo"
-	"github.com/ovosgw/gateway/internal/satellite"
+	"github.com/ovosgw/gateway/satellite"
 )
 
 // errUsage is returned after usage was printed for a bad command line.

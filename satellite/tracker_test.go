@@ -64,7 +64,7 @@ func TestTrackerOnRealTranscripts(t *testing.T) {
 	}
 	for name, w := range want {
 		t.Run(name, func(t *testing.T) {
-			f, err := os.Open(filepath.Join("..", "..", "testdata", "ovos-wire", name))
+			f, err := os.Open(filepath.Join("..", "testdata", "ovos-wire", name))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,7 @@ import (
 	"github.com/ovosgw/gateway/busclient"
 	"github.com/ovosgw/gateway/internal/busframe"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/satellite"
+	"github.com/ovosgw/gateway/satellite"
 )
 
 // startBridge runs a bridge between gw and the local bus at busURL until the

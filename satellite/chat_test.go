@@ -13,7 +13,7 @@ import (
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/apiclient"
 	"github.com/ovosgw/gateway/internal/gatewaytest"
-	"github.com/ovosgw/gateway/internal/satellite"
+	"github.com/ovosgw/gateway/satellite"
 )
 
 // lineWriter collects what is written, line by line, for a test to wait on.
