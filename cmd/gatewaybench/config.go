@@ -13,7 +13,8 @@ import (
 
 // config is one run of the load tool, from the command line.
 type config struct {
-	URL        string        // base URL of the gateway
+	URL        string        // base URLs of the gateway's replicas, comma separated
+	URLs       []string      // URL split, trailing slashes trimmed
 	AdminToken string        // the gateway's admin token
 	Clients    int           // clients registered for the run
 	Streams    int           // event streams per client
@@ -47,11 +48,18 @@ errors and the server's memory and CPU.
 
 Usage:
   GATEWAY_ADMIN_TOKEN=gwa_... gatewaybench -url http://127.0.0.1:8080 [flags]
+  GATEWAY_ADMIN_TOKEN=gwa_... gatewaybench -url http://a:8080,http://b:8080 [flags]
   gatewaybench -exec ./bin/gateway -env UTTERANCE_RATE=100000 [flags]
 
 The admin token may also be given with -admin-token. With -exec the tool
 starts the binary on 127.0.0.1:0 with a fresh data dir, times its start, runs
 the load against it and stops it.
+
+Several URLs are replicas of one gateway (GATEWAY_REDIS_URL): every stream
+is opened on the first, and the /proc readings are of its process; client i
+logs in and posts its utterances to URL 2 + (i mod (n-1)), so with two URLs
+streams are on the first and everything else on the second. The clients are
+created and deleted through the first.
 
 Flags:
 `
@@ -72,7 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "base URL of the gateway")
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "base URL of the gateway; a comma-separated list of replicas: streams on the first, logins and utterances on the others")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token (default $GATEWAY_ADMIN_TOKEN, which is better: other users see a flag in ps)")
 	fs.IntVar(&c.Clients, "clients", 1, "clients to register and log in")
 	fs.IntVar(&c.Streams, "streams", 1, "event streams per client")
@@ -114,13 +122,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 func (c *config) validate() error {
 	var errs []error
+	c.URLs = nil
+	for _, s := range strings.Split(c.URL, ",") {
+		c.URLs = append(c.URLs, strings.TrimRight(strings.TrimSpace(s), "/"))
+	}
 	if c.Exec == "" {
-		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("-url %q is not an http(s) URL", c.URL))
+		for i, s := range c.URLs {
+			if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("-url entry %d %q is not an http(s) URL", i+1, s))
+			}
 		}
 		if c.AdminToken == "" {
 			errs = append(errs, errors.New("-admin-token (or GATEWAY_ADMIN_TOKEN) is required"))
 		}
+	}
+	if c.Exec != "" && len(c.URLs) > 1 {
+		errs = append(errs, errors.New("-exec starts one gateway: give several -url replicas without -exec"))
 	}
 	if c.Clients < 1 || c.Streams < 0 || c.Talkers < 0 || c.Slow < 0 || c.Parallel < 1 || c.Restarts < 0 {
 		errs = append(errs, errors.New("-clients and -parallel must be at least 1; -streams, -talkers, -slow and -restarts not negative"))

@@ -103,7 +103,7 @@ func (b *bench) talk(ctx context.Context) {
 	var wg sync.WaitGroup
 	for j := range cfg.Talkers {
 		cl := b.clients[j%len(b.clients)]
-		t := &talker{cl: cl, sp: newSpeaker(cl.src, b.hostport, cl.token, body), timeout: cfg.Timeout, late: &late, first: start}
+		t := &talker{cl: cl, sp: newSpeaker(cl.src, cl.hostport, cl.token, body), timeout: cfg.Timeout, late: &late, first: start}
 		if cfg.Rate > 0 {
 			t.interval = time.Duration(float64(cfg.Talkers) / cfg.Rate * float64(time.Second))
 			t.first = start.Add(time.Duration(float64(j) / cfg.Rate * float64(time.Second)))
@@ -115,7 +115,7 @@ func (b *bench) talk(ctx context.Context) {
 	}
 	for i, c := range b.slow {
 		iv := time.Duration(float64(time.Second) / cfg.SlowRate)
-		t := &talker{cl: c, sp: newSpeaker(c.src, b.hostport, c.token, body), timeout: cfg.Timeout, late: &late, interval: iv,
+		t := &talker{cl: c, sp: newSpeaker(c.src, c.hostport, c.token, body), timeout: cfg.Timeout, late: &late, interval: iv,
 			first: start.Add(iv * time.Duration(i) / time.Duration(len(b.slow)))}
 		wg.Go(func() { t.run(ctx, res.to) })
 	}

@@ -40,6 +40,7 @@ func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 // machine-readable output.
 type report struct {
 	URL      string          `json:"url"`
+	PostURLs []string        `json:"post_urls,omitempty"` // the replicas that took logins and utterances, when not URL
 	PID      int             `json:"server_pid"`
 	Settings settingsReport  `json:"settings"`
 	Startup  *startupReport  `json:"startup,omitempty"`
@@ -151,6 +152,9 @@ func (r *report) write(w io.Writer, format string) error {
 func (r *report) writeTable(w io.Writer) {
 	s := r.Settings
 	fmt.Fprintf(w, "gatewaybench %s (server pid %d)\n", r.URL, r.PID)
+	if len(r.PostURLs) > 0 {
+		fmt.Fprintf(w, "logins and utterances posted to %s\n", strings.Join(r.PostURLs, ", "))
+	}
 	fmt.Fprintf(w, "  %d clients × %d streams, %d talkers", s.Clients, s.Streams, s.Talkers)
 	if s.Rate > 0 {
 		fmt.Fprintf(w, " at %.0f/s", s.Rate)

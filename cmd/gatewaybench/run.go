@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	b := &bench{cfg: cfg, stderr: stderr, res: newResults(), rep: &report{Errors: map[string]int{}}}
-	b.base, b.pid = strings.TrimRight(cfg.URL, "/"), cfg.PID
+	b.base, b.pid = cfg.URLs[0], cfg.PID
 	if cfg.Exec != "" {
 		g, st, stop, err := execGateways(ctx, cfg, stderr)
 		if err != nil {
@@ -56,12 +55,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if u.Scheme != "http" {
-		return errors.New("streams are read over plain HTTP: give an http:// URL")
+	if b.hostport, err = hostPort(b.base); err != nil {
+		return err
 	}
-	b.hostport = u.Host
-	if u.Port() == "" {
-		b.hostport = net.JoinHostPort(u.Hostname(), "80")
+	// Logins and utterances go to the other replicas, if any.
+	b.posts = []string{b.base}
+	if cfg.Exec == "" && len(cfg.URLs) > 1 {
+		b.posts = cfg.URLs[1:]
+	}
+	for _, p := range b.posts {
+		hp, err := hostPort(p)
+		if err != nil {
+			return err
+		}
+		b.postHosts = append(b.postHosts, hp)
 	}
 	if b.pid == 0 {
 		port, _ := strconv.Atoi(u.Port())
@@ -81,18 +88,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // bench is one run against one gateway.
 type bench struct {
-	cfg      config
-	stderr   io.Writer
-	mu       sync.Mutex // guards pid and rep.Notes once the run started
-	base     string
-	hostport string
-	pid      int // -1: no /proc readings
-	res      *results
-	rep      *report
-	srcs     []*source
-	clients  []*clientState
-	slow     []*clientState
-	admin    *http.Client
+	cfg       config
+	stderr    io.Writer
+	mu        sync.Mutex // guards pid and rep.Notes once the run started
+	base      string     // the first replica: streams, admin calls, /proc readings
+	hostport  string     // base's host:port
+	posts     []string   // the replicas taking logins and utterances, in turn by client
+	postHosts []string   // posts' host:port
+	pid       int        // -1: no /proc readings
+	res       *results
+	rep       *report
+	srcs      []*source
+	clients   []*clientState
+	slow      []*clientState
+	admin     *http.Client
 
 	cleanup   func() // deletes the clients; nil with -keep
 	streamsMu sync.Mutex
@@ -142,6 +151,9 @@ func (b *bench) run(ctx context.Context) error {
 	cfg := b.cfg
 	rep := b.rep
 	rep.URL, rep.PID = b.base, b.pid
+	if len(b.posts) > 1 || b.posts[0] != b.base {
+		rep.PostURLs = b.posts
+	}
 	var err error
 	perSource := (cfg.Talkers + cfg.Slow + cfg.Sources - 1) / cfg.Sources
 	if b.srcs, err = newSources(cfg.SourceBase, cfg.Sources, perSource+1); err != nil {
@@ -251,6 +263,7 @@ func (b *bench) setup(ctx context.Context) error {
 			name = fmt.Sprintf("%s-slow-%d", runID, i-cfg.Clients)
 		}
 		c := newClient(name, b.srcs[i%len(b.srcs)], slow, b.res)
+		c.base, c.hostport = b.posts[i%len(b.posts)], b.postHosts[i%len(b.posts)]
 		if slow {
 			b.slow = append(b.slow, c)
 		} else {
@@ -290,7 +303,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.rep.Setup.ClientsS = time.Since(t0).Seconds()
 	t0 = time.Now()
 	err = parallel(ctx, len(all), cfg.Parallel, func(ctx context.Context, i int) error {
-		tok, err := login(ctx, all[i].src.http, b.base, all[i].id, all[i].key)
+		tok, err := login(ctx, all[i].src.http, all[i].base, all[i].id, all[i].key)
 		all[i].token = tok
 		return err
 	})
@@ -328,4 +341,20 @@ func parallel(ctx context.Context, n, workers int, f func(context.Context, int) 
 		return err
 	}
 	return ctx.Err()
+}
+
+// hostPort is the host:port of a base URL, which must be plain http: the
+// streams are read over plain HTTP and the utterances posted the same way.
+func hostPort(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("%s: streams are read over plain HTTP: give an http:// URL", base)
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "80"), nil
+	}
+	return u.Host, nil
 }

@@ -16,7 +16,11 @@ type clientState struct {
 	token string
 	src   *source
 	slow  bool
-	res   *results
+	// base and hostport are the replica the client logs in to and posts
+	// its utterances to (its streams are on the first replica).
+	base     string
+	hostport string
+	res      *results
 
 	mu   sync.Mutex
 	utts map[string]*utt // by utterance id
