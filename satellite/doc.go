@@ -1,6 +1,6 @@
 // Package satellite is the device client's logic, after the seed's
 // mycroft_client: Chat, a terminal client of the gateway (type an utterance,
-// hear the answer), and Bridge, which runs beside a device's own assistant,
+// hear the answer), and Forwarder, which runs beside a device's own assistant,
 // lets it answer first and asks the gateway only when it fails.
 //
 // The bridge cannot tag the device's utterances (they are not its own), so

@@ -161,7 +161,7 @@ func runBridge(ctx context.Context, cfg config, log *slog.Logger, gw *apiclient.
 	if err != nil {
 		return err
 	}
-	bridge, err := satellite.NewBridge(satellite.BridgeConfig{
+	bridge, err := satellite.NewForwarder(satellite.ForwarderConfig{
 		LocalTimeout: cfg.LocalTimeout,
 		Logger:       log.With("component", "bridge"),
 	}, gw, local)

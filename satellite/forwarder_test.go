@@ -16,12 +16,12 @@ import (
 	"github.com/ovosgw/gateway/satellite"
 )
 
-// startBridge runs a bridge between gw and the local bus at busURL until the
+// startForwarder runs a bridge between gw and the local bus at busURL until the
 // test ends, and waits until it holds the gateway's stream.
-func startBridge(t *testing.T, gw *apiclient.Client, busURL string, rec *logRecorder, localTimeout time.Duration) *busclient.Client {
+func startForwarder(t *testing.T, gw *apiclient.Client, busURL string, rec *logRecorder, localTimeout time.Duration) *busclient.Client {
 	t.Helper()
 	local := peer(t, busURL, "bridge-local")
-	b, err := satellite.NewBridge(satellite.BridgeConfig{LocalTimeout: localTimeout, Logger: slog.New(rec)}, gw, local)
+	b, err := satellite.NewForwarder(satellite.ForwarderConfig{LocalTimeout: localTimeout, Logger: slog.New(rec)}, gw, local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func startBridge(t *testing.T, gw *apiclient.Client, busURL string, rec *logReco
 	return local
 }
 
-func TestNewBridgeValidates(t *testing.T) {
+func TestNewForwarderValidates(t *testing.T) {
 	gw, err := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1", ClientID: "k", AccessKey: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -41,36 +41,36 @@ func TestNewBridgeValidates(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		cfg  satellite.BridgeConfig
+		cfg  satellite.ForwarderConfig
 		gw   satellite.Gateway
 		bus  satellite.LocalBus
 		ok   bool
 	}{
-		{"defaults", satellite.BridgeConfig{}, gw, bus, true},
-		{"no gateway", satellite.BridgeConfig{}, nil, bus, false},
-		{"no bus", satellite.BridgeConfig{}, gw, nil, false},
-		{"negative timeout", satellite.BridgeConfig{LocalTimeout: -time.Second}, gw, bus, false},
+		{"defaults", satellite.ForwarderConfig{}, gw, bus, true},
+		{"no gateway", satellite.ForwarderConfig{}, nil, bus, false},
+		{"no bus", satellite.ForwarderConfig{}, gw, nil, false},
+		{"negative timeout", satellite.ForwarderConfig{LocalTimeout: -time.Second}, gw, bus, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := satellite.NewBridge(tt.cfg, tt.gw, tt.bus); (err == nil) != tt.ok {
+			if _, err := satellite.NewForwarder(tt.cfg, tt.gw, tt.bus); (err == nil) != tt.ok {
 				t.Fatalf("err = %v, want ok %v", err, tt.ok)
 			}
 		})
 	}
 }
 
-// TestBridge is the scenario with real parts: a local bus with a
+// TestForwarder is the scenario with real parts: a local bus with a
 // local assistant that handles "hello" but not "tell me a joke", a device
 // speaking on it, the real gateway, and the bridge between them.
-func TestBridge(t *testing.T) {
+func TestForwarder(t *testing.T) {
 	g := gatewaytest.Start(t, nil)
 	gw, _ := gatewayClient(t, g, "kitchen")
 	lb := startLocalBus(t)
 	localAssistant(t, lb.URL)
 	dev := newDevice(t, lb.URL)
 	rec := newLogRecorder(t)
-	startBridge(t, gw, lb.URL, rec, 5*time.Second)
+	startForwarder(t, gw, lb.URL, rec, 5*time.Second)
 	gatewaytest.Eventually(t, "three peers on the local bus", func() bool { return lb.bus.Peers() == 3 })
 
 	t.Run("hello is answered locally", func(t *testing.T) {
@@ -185,15 +185,15 @@ func TestBridge(t *testing.T) {
 	})
 }
 
-// TestBridgeAsksWhenNothingAnswers: with no local assistant on the bus, the
+// TestForwarderAsksWhenNothingAnswers: with no local assistant on the bus, the
 // gateway is asked once the local timeout runs out.
-func TestBridgeAsksWhenNothingAnswers(t *testing.T) {
+func TestForwarderAsksWhenNothingAnswers(t *testing.T) {
 	g := gatewaytest.Start(t, nil)
 	gw, _ := gatewayClient(t, g, "garage")
 	lb := startLocalBus(t)
 	dev := newDevice(t, lb.URL)
 	rec := newLogRecorder(t)
-	startBridge(t, gw, lb.URL, rec, 200*time.Millisecond)
+	startForwarder(t, gw, lb.URL, rec, 200*time.Millisecond)
 	gatewaytest.Eventually(t, "two peers on the local bus", func() bool { return lb.bus.Peers() == 2 })
 
 	dev.say(t, "what time is it", "default", nil)
@@ -204,14 +204,14 @@ func TestBridgeAsksWhenNothingAnswers(t *testing.T) {
 	}
 }
 
-// TestBridgeHoldsAnswersWhileTheLocalBusIsDown: an answer that comes while
+// TestForwarderHoldsAnswersWhileTheLocalBusIsDown: an answer that comes while
 // the local bus is down is delivered once it is back.
-func TestBridgeHoldsAnswersWhileTheLocalBusIsDown(t *testing.T) {
+func TestForwarderHoldsAnswersWhileTheLocalBusIsDown(t *testing.T) {
 	g := gatewaytest.Start(t, nil)
 	gw, _ := gatewayClient(t, g, "hall")
 	lb := startLocalBus(t)
 	rec := newLogRecorder(t)
-	local := startBridge(t, gw, lb.URL, rec, time.Second)
+	local := startForwarder(t, gw, lb.URL, rec, time.Second)
 
 	lb.stop()
 	gatewaytest.Eventually(t, "the bridge sees the local bus down", func() bool { return !local.Connected() })

@@ -13,7 +13,7 @@ import (
 	"github.com/ovosgw/gateway/apiclient"
 )
 
-// Defaults for BridgeConfig fields left zero.
+// Defaults for ForwarderConfig fields left zero.
 const (
 	DefaultLocalTimeout = 10 * time.Second
 	DefaultAskTimeout   = 2 * time.Minute
@@ -72,8 +72,8 @@ type LocalBus interface {
 	Subscribe(fn func(*api.Frame)) (cancel func())
 }
 
-// BridgeConfig configures a Bridge. Zero fields take the defaults.
-type BridgeConfig struct {
+// ForwarderConfig configures a Forwarder. Zero fields take the defaults.
+type ForwarderConfig struct {
 	// LocalTimeout is how long the local assistant has to handle an
 	// utterance (or to fail it) before the gateway is asked.
 	LocalTimeout time.Duration
@@ -88,7 +88,7 @@ type BridgeConfig struct {
 	Logger *slog.Logger
 }
 
-// Bridge runs beside a device's own assistant: it follows each utterance of
+// Forwarder runs beside a device's own assistant: it follows each utterance of
 // the device on the local bus, asks the gateway only when the local
 // assistant failed it (or did not handle it in time), and re-emits on the
 // local bus what of the gateway's stream the device must act on: speak for
@@ -97,15 +97,15 @@ type BridgeConfig struct {
 // complete, complete_intent_failure, its error sound) concern the server's
 // assistant: on the device's bus they could start the device's own skill a
 // second time. What it re-emits is marked and never forwarded again.
-type Bridge struct {
-	cfg   BridgeConfig
+type Forwarder struct {
+	cfg   ForwarderConfig
 	log   *slog.Logger
 	gw    Gateway
 	local LocalBus
 }
 
-// NewBridge validates cfg and fills its defaults.
-func NewBridge(cfg BridgeConfig, gw Gateway, local LocalBus) (*Bridge, error) {
+// NewForwarder validates cfg and fills its defaults.
+func NewForwarder(cfg ForwarderConfig, gw Gateway, local LocalBus) (*Forwarder, error) {
 	if gw == nil || local == nil {
 		return nil, errors.New("satellite: bridge needs a gateway and a local bus")
 	}
@@ -129,7 +129,7 @@ func NewBridge(cfg BridgeConfig, gw Gateway, local LocalBus) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, log: log, gw: gw, local: local}, nil
+	return &Forwarder{cfg: cfg, log: log, gw: gw, local: local}, nil
 }
 
 // askResult is the end of one attempt to hand an utterance to the gateway.
@@ -145,9 +145,9 @@ type outMsg struct {
 	at  time.Time
 }
 
-// bridgeRun is the state of one Run, owned by its loop goroutine.
-type bridgeRun struct {
-	*Bridge
+// forwardRun is the state of one Run, owned by its loop goroutine.
+type forwardRun struct {
+	*Forwarder
 	ctx      context.Context
 	tracker  *tracker
 	timeouts chan uint64
@@ -167,7 +167,7 @@ type bridgeRun struct {
 
 // Run bridges until ctx is done (then it returns nil) or the gateway
 // refuses the client for good (then it returns that error).
-func (b *Bridge) Run(ctx context.Context) error {
+func (b *Forwarder) Run(ctx context.Context) error {
 	// Deferred calls run last first: cancel, then wait for every goroutine.
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -200,16 +200,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 		})
 	})
 
-	r := &bridgeRun{
-		Bridge:   b,
-		ctx:      ctx,
-		tracker:  newTracker(maxFollowed),
-		timeouts: make(chan uint64, maxFollowed),
-		forgets:  make(chan uint64, maxFollowed),
-		asks:     make(chan askResult, maxFollowed),
-		out:      make(chan outMsg, outboxSize),
-		wg:       &wg,
-		asked:    make(map[string]json.RawMessage),
+	r := &forwardRun{
+		Forwarder: b,
+		ctx:       ctx,
+		tracker:   newTracker(maxFollowed),
+		timeouts:  make(chan uint64, maxFollowed),
+		forgets:   make(chan uint64, maxFollowed),
+		asks:      make(chan askResult, maxFollowed),
+		out:       make(chan outMsg, outboxSize),
+		wg:        &wg,
+		asked:     make(map[string]json.RawMessage),
 	}
 	wg.Go(func() { b.emitter(ctx, r.out) })
 	defer r.tracker.each(func(u *utterance) { r.tracker.remove(u) })
@@ -241,7 +241,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // onLocal handles one frame of the local bus.
-func (r *bridgeRun) onLocal(f *api.Frame) {
+func (r *forwardRun) onLocal(f *api.Frame) {
 	switch f.Type {
 	case api.TypeUtterance:
 		if why := notForwarded(f); why != "" {
@@ -300,13 +300,13 @@ func (r *bridgeRun) onLocal(f *api.Frame) {
 	}
 }
 
-func (r *bridgeRun) handledLocally(u *utterance) {
+func (r *forwardRun) handledLocally(u *utterance) {
 	r.log.Info("intent handled internally", "utterance", u.text)
 	r.log.Info("Not asking server", "utterance", u.text)
 }
 
 // post hands id to the loop from a timer goroutine.
-func (r *bridgeRun) post(ch chan<- uint64, id uint64) {
+func (r *forwardRun) post(ch chan<- uint64, id uint64) {
 	select {
 	case ch <- id:
 	case <-r.ctx.Done():
@@ -315,7 +315,7 @@ func (r *bridgeRun) post(ch chan<- uint64, id uint64) {
 
 // ask hands u to the gateway on a goroutine of its own, retrying while the
 // gateway cannot take it, for at most AskTimeout.
-func (r *bridgeRun) ask(u *utterance) {
+func (r *forwardRun) ask(u *utterance) {
 	r.log.Info("Asking server for answer", "utterance", u.text)
 	r.inflight++
 	req := api.UtteranceRequest{Utterance: u.text, Lang: u.lang}
@@ -328,7 +328,7 @@ func (r *bridgeRun) ask(u *utterance) {
 	})
 }
 
-func (r *bridgeRun) say(ctx context.Context, req api.UtteranceRequest) (api.UtteranceAccepted, error) {
+func (r *forwardRun) say(ctx context.Context, req api.UtteranceRequest) (api.UtteranceAccepted, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AskTimeout)
 	defer cancel()
 	delay := askRetryMin
@@ -359,7 +359,7 @@ func (r *bridgeRun) say(ctx context.Context, req api.UtteranceRequest) (api.Utte
 }
 
 // onAsked records what the gateway answered to an ask.
-func (r *bridgeRun) onAsked(res askResult) {
+func (r *forwardRun) onAsked(res askResult) {
 	r.inflight--
 	switch intent, _, protected := apiclient.PasswordIntent(res.err); {
 	case protected:
@@ -381,7 +381,7 @@ func (r *bridgeRun) onAsked(res askResult) {
 
 // remember keeps which session a gateway utterance id answers, within
 // maxAsked ids.
-func (r *bridgeRun) remember(id string, session json.RawMessage) {
+func (r *forwardRun) remember(id string, session json.RawMessage) {
 	if _, ok := r.asked[id]; ok {
 		return
 	}
@@ -394,7 +394,7 @@ func (r *bridgeRun) remember(id string, session json.RawMessage) {
 }
 
 // onEvent handles one event of the gateway's stream.
-func (r *bridgeRun) onEvent(ev apiclient.Event) {
+func (r *forwardRun) onEvent(ev apiclient.Event) {
 	switch ev.Name {
 	case api.EventReady:
 		r.log.Info("Connected to remote host")
@@ -440,7 +440,7 @@ func eventUtteranceID(ev apiclient.Event) string {
 }
 
 // reemit puts a speak or message event on the local bus.
-func (r *bridgeRun) reemit(ev apiclient.Event) {
+func (r *forwardRun) reemit(ev apiclient.Event) {
 	var (
 		m   api.Message
 		err error
@@ -480,7 +480,7 @@ func (r *bridgeRun) reemit(ev apiclient.Event) {
 // emitter writes re-emitted messages to the local bus in order. While the
 // local bus is down it holds them (at most outboxSize, each for at most
 // ReemitMaxAge) and tries again, so that no answer is lost to a reconnect.
-func (b *Bridge) emitter(ctx context.Context, in <-chan outMsg) {
+func (b *Forwarder) emitter(ctx context.Context, in <-chan outMsg) {
 	var queue []outMsg
 	add := func(m outMsg) {
 		if len(queue) >= outboxSize {
