@@ -60,7 +60,7 @@ type streamFixture struct {
 	ts     *httptest.Server
 	major  int
 	api    *handlers.Server
-	hub    *hub.Hub
+	hub    *hub.Server
 	reg    *clients.Registry
 	admin  string
 	logMu  sync.Mutex

@@ -38,7 +38,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		Sessions:         (*sessions.Sessions)(nil),
 		Clients:          (*clients.Registry)(nil),
 		Utterances:       (*utterances.Service)(nil),
-		Streams:          (*hub.Hub)(nil),
+		Streams:          (*hub.Server)(nil),
 		Ready:            readyStub{},
 		Blacklist:        (*blacklist.Blacklist)(nil),
 		ProtectedIntents: (*intentgate.Gate)(nil),

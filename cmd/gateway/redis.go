@@ -79,7 +79,7 @@ func openShared(ctx context.Context, cfg config, st *store.Store, log *slog.Logg
 // reloadClients; to the blacklist or the protected intents: reloadAdmin). It
 // returns once the events channel is subscribed, or after a few seconds
 // (a later subscription catches up).
-func (sh *sharedState) run(goBG func(string, func(context.Context) error), streams *hub.Hub, br *bridge.Bridge, reloadClients, reloadAdmin func(ctx context.Context), log *slog.Logger) {
+func (sh *sharedState) run(goBG func(string, func(context.Context) error), streams *hub.Server, br *bridge.Bridge, reloadClients, reloadAdmin func(ctx context.Context), log *slog.Logger) {
 	if sh.redis == nil {
 		return
 	}

@@ -38,7 +38,7 @@ func (f *forgotten) list() []string {
 type fixture struct {
 	r      *Registry
 	st     *store.Store
-	hub    *hub.Hub
+	hub    *hub.Server
 	bridge *forgotten
 }
 

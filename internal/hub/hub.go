@@ -56,7 +56,7 @@ const shardCount = 64
 // echoes back: an id of ours has at most 20 digits.
 const maxEchoedID = 32
 
-// Config configures a Hub. Zero values mean the defaults.
+// Config configures a Server. Zero values mean the defaults.
 type Config struct {
 	// Window is how many events each client keeps for replay (DefaultWindow),
 	// and WindowBytes how many bytes they may take (DefaultWindowBytes; the
@@ -86,8 +86,8 @@ type Stats struct {
 	Subscribers int64  // live subscriptions now
 }
 
-// Hub holds every client's topic. Its methods are safe for concurrent use.
-type Hub struct {
+// Server holds every client's topic. Its methods are safe for concurrent use.
+type Server struct {
 	window      int
 	windowBytes int
 	buffer      int
@@ -135,8 +135,8 @@ type topic struct {
 	dead  bool // dropped by Forget or Close: look the topic up again
 }
 
-// New returns a Hub after checking cfg and filling its defaults.
-func New(cfg Config) (*Hub, error) {
+// New returns a Server after checking cfg and filling its defaults.
+func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Window < 0 || cfg.Window > MaxWindow:
 		return nil, fmt.Errorf("hub: window %d out of range 1..%d", cfg.Window, MaxWindow)
@@ -160,7 +160,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{
+	h := &Server{
 		window:      cfg.Window,
 		windowBytes: cfg.WindowBytes,
 		buffer:      cfg.Buffer,
@@ -180,7 +180,7 @@ func New(cfg Config) (*Hub, error) {
 // the id. It never waits: a subscription whose buffer is full is ended with
 // ErrSlow. An event with an invalid name is logged and dropped, and so is an
 // event published after Close; Publish then returns 0.
-func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
+func (h *Server) Publish(clientID string, ev api.Event) uint64 {
 	if h.closed.Load() {
 		return 0
 	}
@@ -233,14 +233,14 @@ func (h *Hub) Publish(clientID string, ev api.Event) uint64 {
 //
 // An empty lastEventID means no replay and no gap. After Close, the
 // subscription returned has already ended with ErrShutdown.
-func (h *Hub) Subscribe(clientID, sessionID, lastEventID string) *Subscription {
+func (h *Server) Subscribe(clientID, sessionID, lastEventID string) *Subscription {
 	return h.SubscribeKey(clientID, sessionID, lastEventID, 0)
 }
 
 // SubscribeKey is Subscribe for a stream opened with a session of the
 // client's key version keyVersion (0: a stream not tied to a key, the
 // admin's), which KickStale ends once the client's key is another.
-func (h *Hub) SubscribeKey(clientID, sessionID, lastEventID string, keyVersion int64) *Subscription {
+func (h *Server) SubscribeKey(clientID, sessionID, lastEventID string, keyVersion int64) *Subscription {
 	s := &Subscription{
 		id:      newConnectionID(),
 		session: sessionID,
@@ -301,7 +301,7 @@ func (h *Hub) SubscribeKey(clientID, sessionID, lastEventID string, keyVersion i
 // client's when sessionID is "", with reason (ErrKicked when nil): at logout
 // (ErrLoggedOut), key rotation and client deletion (ErrClientDeleted). The
 // client's window is kept.
-func (h *Hub) Kick(clientID, sessionID string, reason error) {
+func (h *Server) Kick(clientID, sessionID string, reason error) {
 	if reason == nil {
 		reason = ErrKicked
 	}
@@ -313,7 +313,7 @@ func (h *Hub) Kick(clientID, sessionID string, reason error) {
 }
 
 // kickLocal is Kick on this hub's own subscriptions.
-func (h *Hub) kickLocal(clientID, sessionID string, reason error) {
+func (h *Server) kickLocal(clientID, sessionID string, reason error) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return
@@ -328,7 +328,7 @@ func (h *Hub) kickLocal(clientID, sessionID string, reason error) {
 // with a key version other than keyVersion (those not tied to a key stay):
 // the key was rotated by another process, which the caller noticed in the
 // store.
-func (h *Hub) KickStale(clientID string, keyVersion int64) {
+func (h *Server) KickStale(clientID string, keyVersion int64) {
 	if h.relay != nil {
 		h.control(Control{Op: OpKickStale, ClientID: clientID, KeyVersion: keyVersion})
 		return
@@ -337,7 +337,7 @@ func (h *Hub) KickStale(clientID string, keyVersion int64) {
 }
 
 // kickStaleLocal is KickStale on this hub's own subscriptions.
-func (h *Hub) kickStaleLocal(clientID string, keyVersion int64) {
+func (h *Server) kickStaleLocal(clientID string, keyVersion int64) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return
@@ -362,7 +362,7 @@ func (h *Hub) kickStaleLocal(clientID string, keyVersion int64) {
 }
 
 // Watched returns the ids of the clients that have live subscriptions now.
-func (h *Hub) Watched() []string {
+func (h *Server) Watched() []string {
 	var ids []string
 	for i := range h.shards {
 		sh := &h.shards[i]
@@ -381,7 +381,7 @@ func (h *Hub) Watched() []string {
 
 // Forget ends all the client's subscriptions with ErrClientDeleted and drops
 // its topic, window included: the client was deleted.
-func (h *Hub) Forget(clientID string) {
+func (h *Server) Forget(clientID string) {
 	if h.relay != nil {
 		h.control(Control{Op: OpForget, ClientID: clientID})
 		return
@@ -390,7 +390,7 @@ func (h *Hub) Forget(clientID string) {
 }
 
 // forgetLocal is Forget on this hub's own subscriptions and window.
-func (h *Hub) forgetLocal(clientID string) {
+func (h *Server) forgetLocal(clientID string) {
 	sh := h.shard(clientID)
 	sh.mu.Lock()
 	t := sh.topics[clientID]
@@ -410,7 +410,7 @@ func (h *Hub) forgetLocal(clientID string) {
 // Close ends every subscription with ErrShutdown and drops every topic: the
 // server is shutting down. Later Subscribe calls return ended subscriptions
 // and later Publish calls do nothing. Close is idempotent.
-func (h *Hub) Close() {
+func (h *Server) Close() {
 	if h.closed.Swap(true) {
 		return
 	}
@@ -432,7 +432,7 @@ func (h *Hub) Close() {
 }
 
 // Stats returns the hub's counters.
-func (h *Hub) Stats() Stats {
+func (h *Server) Stats() Stats {
 	return Stats{
 		Published:   h.published.Load(),
 		Delivered:   h.delivered.Load(),
@@ -442,12 +442,12 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-func (h *Hub) shard(clientID string) *shard {
+func (h *Server) shard(clientID string) *shard {
 	return &h.shards[maphash.String(h.seed, clientID)%shardCount]
 }
 
 // lookup returns the client's topic, or nil.
-func (h *Hub) lookup(clientID string) *topic {
+func (h *Server) lookup(clientID string) *topic {
 	sh := h.shard(clientID)
 	sh.mu.RLock()
 	t := sh.topics[clientID]
@@ -456,7 +456,7 @@ func (h *Hub) lookup(clientID string) *topic {
 }
 
 // topic returns the client's topic, creating it when needed.
-func (h *Hub) topic(clientID string) *topic {
+func (h *Server) topic(clientID string) *topic {
 	sh := h.shard(clientID)
 	sh.mu.RLock()
 	t := sh.topics[clientID]

@@ -20,7 +20,7 @@ import (
 // testBase is the id counter's start in tests: the first event id is 1001.
 const testBase = 1000
 
-func newTestHub(tb testing.TB, cfg Config) *Hub {
+func newTestHub(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.UnixMicro(testBase) }
@@ -37,7 +37,7 @@ func event(n int) api.Event {
 	return api.Event{Name: api.EventMessage, Data: fmt.Appendf(nil, `{"n":%d}`, n)}
 }
 
-func publishN(tb testing.TB, h *Hub, clientID string, n int) []uint64 {
+func publishN(tb testing.TB, h *Server, clientID string, n int) []uint64 {
 	tb.Helper()
 	ids := make([]uint64, n)
 	for i := range n {

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collectors returns the hub's Prometheus metrics (open streams, events
 // published and sent, slow streams dropped, gaps), read from its own
 // counters at scrape time so that publishing pays nothing for them.
-func (h *Hub) Collectors() []prometheus.Collector {
+func (h *Server) Collectors() []prometheus.Collector {
 	counter := func(name, help string, f func(Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "gateway", Name: name, Help: help},
 			func() float64 { return float64(f(h.Stats())) })

@@ -93,7 +93,7 @@ func reasonName(err error) string {
 // have the event (from the window they resumed with, or earlier) skip it,
 // and so does a replica that delivered it already. A client without
 // subscriptions here costs nothing.
-func (h *Hub) Deliver(clientID string, ev RelayedEvent) {
+func (h *Server) Deliver(clientID string, ev RelayedEvent) {
 	if h.closed.Load() || ev.ID == 0 {
 		return
 	}
@@ -115,7 +115,7 @@ func frameOf(ev RelayedEvent) []byte {
 // that do not have it yet, ending those whose buffer is full. The relay
 // sends a client's events in id order; an id this replica has delivered
 // already (a catch-up racing the live channel) is skipped.
-func (h *Hub) fanOut(clientID string, t *topic, id uint64, frame []byte) {
+func (h *Server) fanOut(clientID string, t *topic, id uint64, frame []byte) {
 	t.mu.Lock()
 	if t.dead || id <= t.last {
 		t.mu.Unlock()
@@ -129,7 +129,7 @@ func (h *Hub) fanOut(clientID string, t *topic, id uint64, frame []byte) {
 }
 
 // slowOnes counts and logs the subscriptions a publish ended as slow.
-func (h *Hub) slowOnes(clientID string, slow []string) {
+func (h *Server) slowOnes(clientID string, slow []string) {
 	n := len(slow)
 	if n == 0 {
 		return
@@ -146,7 +146,7 @@ func (h *Hub) slowOnes(clientID string, slow []string) {
 // subscriptions through Deliver, like every other replica's. When the relay
 // cannot take it, the event still goes to this replica's streams, without an
 // id (it cannot be resumed), and Publish returns 0.
-func (h *Hub) publishRelayed(clientID string, body []byte) uint64 {
+func (h *Server) publishRelayed(clientID string, body []byte) uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	id, err := h.relay.Append(ctx, clientID, body[idHeadroom:])
@@ -170,7 +170,7 @@ func (h *Hub) publishRelayed(clientID string, body []byte) uint64 {
 // topic.resume does from the hub's own. The caller holds t.mu, so that no
 // delivery to t falls between the window read and s joining t; one that
 // arrived before is in the window, and s skips any the window already had.
-func (h *Hub) resumeShared(t *topic, s *Subscription, clientID, lastEventID string) error {
+func (h *Server) resumeShared(t *topic, s *Subscription, clientID, lastEventID string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	last, events, err := h.relay.Window(ctx, clientID)
@@ -206,7 +206,7 @@ func (h *Hub) resumeShared(t *topic, s *Subscription, clientID, lastEventID stri
 
 // control sends c through the relay; this replica applies it at once too,
 // so that its own streams end even when the relay is down.
-func (h *Hub) control(c Control) {
+func (h *Server) control(c Control) {
 	h.Apply(c)
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
@@ -226,7 +226,7 @@ func (h *Hub) control(c Control) {
 // Delivered returns the newest event id this replica delivered to the
 // client's streams, and whether it has a stream of the client: a Relay that
 // lost its channel for a while catches up from there.
-func (h *Hub) Delivered(clientID string) (uint64, bool) {
+func (h *Server) Delivered(clientID string) (uint64, bool) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return 0, false
@@ -238,7 +238,7 @@ func (h *Hub) Delivered(clientID string) (uint64, bool) {
 
 // Apply carries out a Control on this replica's streams (the Relay calls it
 // for every Control, including this replica's own, which is then a no-op).
-func (h *Hub) Apply(c Control) {
+func (h *Server) Apply(c Control) {
 	switch c.Op {
 	case OpKick:
 		reason, ok := kickReasons[c.Reason]

@@ -13,7 +13,7 @@ type Subscription struct {
 	id       string
 	session  string
 	key      int64 // the client's key version it was opened with; 0: none
-	hub      *Hub
+	hub      *Server
 	topic    *topic // nil when the hub was closed before it could attach
 	ch       chan []byte
 	done     chan struct{}

@@ -165,7 +165,7 @@ func (e *Events) Forget(ctx context.Context, clientID string) error {
 // from their logs, so an event published while this replica had lost its
 // channel is still delivered, once. ready, when not nil, is closed once the
 // first subscription is made.
-func (e *Events) Run(ctx context.Context, h *hub.Hub, ready chan<- struct{}) {
+func (e *Events) Run(ctx context.Context, h *hub.Server, ready chan<- struct{}) {
 	resync := make(chan struct{}, 1)
 	go e.catchUpLoop(ctx, h, resync)
 	var once sync.Once
@@ -204,7 +204,7 @@ func (e *Events) Run(ctx context.Context, h *hub.Hub, ready chan<- struct{}) {
 
 // handle hands one channel message to h. A message it cannot read is
 // logged and dropped.
-func (e *Events) handle(h *hub.Hub, msg string) {
+func (e *Events) handle(h *hub.Server, msg string) {
 	if msg == "" {
 		return
 	}
@@ -229,7 +229,7 @@ func (e *Events) handle(h *hub.Hub, msg string) {
 
 // catchUpLoop delivers, after each (re)subscription, what the clients with
 // streams here missed.
-func (e *Events) catchUpLoop(ctx context.Context, h *hub.Hub, resync <-chan struct{}) {
+func (e *Events) catchUpLoop(ctx context.Context, h *hub.Server, resync <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -16,7 +16,7 @@ import (
 
 // replica is a hub whose events go through Redis, as one gateway replica's.
 type replica struct {
-	hub *hub.Hub
+	hub *hub.Server
 }
 
 func newReplica(t *testing.T, srv *redistest.Server, window int) *replica {

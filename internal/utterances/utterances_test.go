@@ -101,7 +101,7 @@ func decode(t *testing.T, m api.Message) sent {
 type fixture struct {
 	reg *clients.Registry
 	bus *recBus
-	hub *hub.Hub
+	hub *hub.Server
 	b   *bridge.Bridge
 }
 
