@@ -149,6 +149,12 @@ type BusState struct {
 	State string `json:"state"`
 }
 
+// PartState is the state of a part /readyz names besides the buses: the
+// shared state of replicas (Redis).
+type PartState struct {
+	State string `json:"state"`
+}
+
 // BusInfo is one messagebus as the admin sees it (GET /v1/admin/buses): its
 // state, its URL without user information, when the state last changed,
 // the reconnections of its link, the utterances in flight on it and the

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/handlers"
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
@@ -114,15 +116,26 @@ func (sh *sharedState) run(goBG func(string, func(context.Context) error), strea
 type ready struct {
 	handlers.Readiness
 	redis *redisstore.Store
+	up    *atomic.Bool // as Ready last found Redis
 }
 
 func (r ready) Ready() (bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := r.redis.Ping(ctx); err != nil {
+	err := r.redis.Ping(ctx)
+	r.up.Store(err == nil)
+	if err != nil {
 		return false, "redis unreachable"
 	}
 	return r.Readiness.Ready()
+}
+
+// SharedState implements handlers.SharedReadiness.
+func (r ready) SharedState() api.PartState {
+	if r.up.Load() {
+		return api.PartState{State: api.BusUp}
+	}
+	return api.PartState{State: api.BusDown}
 }
 
 // readiness is the buses' readiness, with Redis's when it is used.
@@ -130,5 +143,5 @@ func (sh *sharedState) readiness(buses handlers.Readiness) handlers.Readiness {
 	if sh.redis == nil {
 		return buses
 	}
-	return ready{Readiness: buses, redis: sh.redis}
+	return ready{Readiness: buses, redis: sh.redis, up: new(atomic.Bool)}
 }

@@ -137,8 +137,13 @@ func TestGatewayWorksAgainWhenRedisIsBack(t *testing.T) {
 			t.Fatalf("%s %s without Redis: %d (Retry-After %q)", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	}
-	var notReady api.Problem
-	if resp := g.call(t, http.MethodGet, "/readyz", "", nil, &notReady); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(notReady.Detail, "redis") {
+	var notReady struct {
+		api.Problem
+		Buses []api.BusState `json:"buses"`
+		Redis *api.PartState `json:"redis"`
+	}
+	if resp := g.call(t, http.MethodGet, "/readyz", "", nil, &notReady); resp.StatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(notReady.Detail, "redis") || notReady.Redis == nil || notReady.Redis.State != api.BusDown || len(notReady.Buses) != 1 {
 		t.Fatalf("/readyz without Redis: %d %+v", resp.StatusCode, notReady)
 	}
 	// The open stream stays open.
@@ -151,9 +156,16 @@ func TestGatewayWorksAgainWhenRedisIsBack(t *testing.T) {
 	waitFor(t, func() bool {
 		return g.call(t, http.MethodPost, "/v1/sessions", "", login, nil).StatusCode == http.StatusCreated
 	})
+	var ready struct {
+		Status string         `json:"status"`
+		Redis  *api.PartState `json:"redis"`
+	}
 	waitFor(t, func() bool {
-		return g.call(t, http.MethodGet, "/readyz", "", nil, nil).StatusCode == http.StatusOK
+		return g.call(t, http.MethodGet, "/readyz", "", nil, &ready).StatusCode == http.StatusOK
 	})
+	if ready.Status != "ready" || ready.Redis == nil || ready.Redis.State != api.BusUp {
+		t.Fatalf("/readyz with Redis back: %+v", ready)
+	}
 	// The stream that stayed open gets what is said after Redis is back.
 	acc := say(t, g, s.Token.Reveal(), "hello")
 	if sp := decode[api.SpeakEvent](t, open.next(t, api.EventSpeak).Data); sp.UtteranceID == nil || *sp.UtteranceID != acc.ID {
