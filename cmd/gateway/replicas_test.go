@@ -298,3 +298,48 @@ func (p *process) kill(t *testing.T) {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
 }
+
+// Replicas on several buses agree which bus a session's utterances go to,
+// whichever replica takes them, and move the session together to the next
+// bus when its own stops.
+func TestReplicasPinASessionToOneBus(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	b1, b2 := startBusCommand(t), startBusCommand(t)
+	urls := []string{b1.URL, b2.URL}
+	ws := []*busWatcher{watchBus(t, b1.URL), watchBus(t, b2.URL)}
+	env := map[string]string{
+		"REDIS_URL": srv.URL(), "BUS_URL": strings.Join(urls, ","),
+		"JWT_SECRET": strings.Repeat("j", 32), "ADMIN_TOKEN": "gwa_" + strings.Repeat("a", 40),
+	}
+	gs := []*gateway{startGateway(t, env), startGateway(t, env)}
+	for _, g := range gs {
+		waitAllUp(t, g, 2)
+	}
+	s := gs[0].newClient(t, "loft")
+	tok := s.Token.Reveal()
+	for i, text := range []string{"say one", "say two", "say three", "say four"} {
+		if r := sayWait(t, gs[i%2], tok, text); r.Status != api.StatusHandled {
+			t.Fatalf("%q: %+v", text, r)
+		}
+	}
+	first := busOf(t, ws, s.SessionID, "say one")
+	for _, text := range []string{"say two", "say three", "say four"} {
+		if got := busOf(t, ws, s.SessionID, text); got != first {
+			t.Fatalf("%q went to bus %d, %q to bus %d", "say one", first+1, text, got+1)
+		}
+	}
+
+	// The session's bus stops: both replicas move the session to the other.
+	[]*busProcess{b1, b2}[first].Stop(t)
+	for _, g := range gs {
+		waitBusState(t, g, first, api.BusDown)
+	}
+	for i, text := range []string{"say five", "say six"} {
+		if r := sayWait(t, gs[i%2], tok, text); r.Status != api.StatusHandled {
+			t.Fatalf("%q after the bus stopped: %+v", text, r)
+		}
+		if got := busOf(t, ws, s.SessionID, text); got != 1-first {
+			t.Fatalf("%q went to bus %d after bus %d stopped", text, got+1, first+1)
+		}
+	}
+}
