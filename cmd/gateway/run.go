@@ -25,7 +25,7 @@ Usage:
   gateway clients list | remove ID | rotate-key ID
   gateway blacklist add CIDR [--ttl D] [--reason R] | list | remove CIDR
   gateway export > FILE                   the clients (key hashes only), blacklist and protected intents as JSON lines
-  gateway import < FILE                   put an export's records in this data dir (the clients in Redis with --redis-url)
+  gateway import < FILE                   put an export's records in this data dir (in Redis with --redis-url)
   gateway admin-token reset               make a new admin token (the old one stops working); prints it once
   gateway intents protect PATTERN | list | unprotect PATTERN   (the password is read from the terminal or standard input)
   gateway bus [--addr 127.0.0.1:8181] [--dialect ovos|classic]   the embedded bus and its built-in skills alone, a stand-alone assistant
