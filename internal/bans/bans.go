@@ -92,6 +92,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives bans (nil: discard).
 	Logger *slog.Logger
+	// Counter keeps the addresses' failures, reserved checks and bans
+	// (nil: a MemCounter of MaxTracked ranges, in this process). Replicas
+	// share one in Redis so that failed attempts count together.
+	Counter Counter
 }
 
 // Stats counts what the bans did, for metrics.
@@ -106,7 +110,11 @@ type Stats struct {
 	Allowlisted uint64
 	// LoginFailures counted per client id.
 	LoginFailures uint64
-	// Tracked addresses (ranges) and client ids right now.
+	// CountErrors are failures or checks the Counter could not count
+	// (Redis out of reach).
+	CountErrors uint64
+	// Tracked addresses (ranges; in this process only) and client ids
+	// right now.
 	Tracked        int
 	TrackedClients int
 }
@@ -117,19 +125,13 @@ type Bans struct {
 	b   Banner
 	log *slog.Logger
 
+	counter Counter
+	policy  Policy
+
 	mu      sync.Mutex
-	addrs   *simplelru.LRU[netip.Prefix, *addrRecord] // least recently used forgotten first
-	clients *simplelru.LRU[string, *loginRecord]
+	clients *simplelru.LRU[string, *loginRecord] // least recently used forgotten first
 
-	failures, bans, banErrors, allowlisted, loginFailures atomic.Uint64
-}
-
-// addrRecord is what is known of one address (range).
-type addrRecord struct {
-	fails   []int64 // unix nanoseconds of recent failures, oldest first, at most After
-	pending int     // checks reserved by Attempt and not yet released
-	repeats int     // bans so far
-	banEnd  int64   // when the last ban ends
+	failures, bans, banErrors, countErrors, allowlisted, loginFailures atomic.Uint64
 }
 
 // loginRecord counts a client id's recent failed logins.
@@ -213,15 +215,15 @@ func New(cfg Config, b Banner) (*Bans, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	addrs, err := simplelru.NewLRU[netip.Prefix, *addrRecord](cfg.MaxTracked, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bans: %w", err)
+	if cfg.Counter == nil {
+		cfg.Counter = NewMemCounter(cfg.MaxTracked)
 	}
 	clients, err := simplelru.NewLRU[string, *loginRecord](cfg.MaxTracked, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bans: %w", err)
 	}
-	return &Bans{cfg: cfg, b: b, log: cfg.Logger, addrs: addrs, clients: clients}, nil
+	return &Bans{cfg: cfg, b: b, log: cfg.Logger, counter: cfg.Counter, clients: clients,
+		policy: Policy{After: cfg.After, Window: cfg.Window, For: cfg.For, MaxFor: cfg.MaxFor, Remember: cfg.Remember}}, nil
 }
 
 // Failed counts a failed attempt from addr (a wrong key, token or intent
@@ -244,35 +246,19 @@ func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (bann
 	}
 	b.failures.Add(1)
 	key := b.key(addr)
-	now := b.cfg.Now()
-	t := now.UnixNano()
-
-	b.mu.Lock()
-	r, ok := b.addrs.Get(key)
-	if !ok {
-		r = &addrRecord{}
-		b.addrs.Add(key, r)
-	}
-	if r.repeats > 0 && t > r.banEnd+int64(b.cfg.Remember) {
-		r.repeats = 0
-	}
-	cut := t - int64(b.cfg.Window)
-	i := 0
-	for i < len(r.fails) && r.fails[i] <= cut {
-		i++
-	}
-	r.fails = append(r.fails[:0], r.fails[i:]...)
-	r.fails = append(r.fails, t)
-	if len(r.fails) < b.cfg.After {
-		b.mu.Unlock()
+	// Counted even when ctx is cancelled, like the ban.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BanTimeout)
+	repeats, err := b.counter.Fail(cctx, key.String(), b.cfg.Now(), b.policy)
+	ccancel()
+	if err != nil {
+		b.countErrors.Add(1)
+		b.log.Error("failure not counted", "cidr", key.String(), "err", err)
 		return false
 	}
-	r.fails = r.fails[:0]
-	r.repeats++
-	d := b.banLength(r.repeats)
-	r.banEnd = t + int64(d)
-	repeats := r.repeats
-	b.mu.Unlock()
+	if repeats == 0 {
+		return false
+	}
+	d := b.policy.BanLength(repeats)
 
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BanTimeout)
 	defer cancel()
@@ -297,40 +283,28 @@ func (b *Bans) Failed(ctx context.Context, addr netip.Addr, reason string) (bann
 // checks already reserved reach After. A burst of any size is thus checked
 // at most After times and bans the address once. When it reports true the
 // caller must call Release once the check is over. Allowlisted addresses are
-// never refused.
-func (b *Bans) Attempt(addr netip.Addr) bool {
+// never refused. An error (the shared Counter out of reach) refuses the
+// check too: no guess is checked uncounted.
+func (b *Bans) Attempt(ctx context.Context, addr netip.Addr) (bool, error) {
 	addr = addr.Unmap().WithZone("")
 	if !addr.IsValid() {
-		return false
+		return false, nil
 	}
 	for _, p := range b.cfg.Allow {
 		if p.Contains(addr) {
-			return true
+			return true, nil
 		}
 	}
 	if b.b.Blocked(addr) {
-		return false
+		return false, nil
 	}
-	key := b.key(addr)
-	cut := b.cfg.Now().UnixNano() - int64(b.cfg.Window)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.addrs.Get(key)
-	if !ok {
-		r = &addrRecord{}
-		b.addrs.Add(key, r)
+	key := b.key(addr).String()
+	ok, err := b.counter.Reserve(ctx, key, b.cfg.Now(), b.policy)
+	if err != nil {
+		b.countErrors.Add(1)
+		return false, err
 	}
-	recent := 0
-	for _, f := range r.fails {
-		if f > cut {
-			recent++
-		}
-	}
-	if recent+r.pending >= b.cfg.After {
-		return false
-	}
-	r.pending++
-	return true
+	return ok, nil
 }
 
 // Release ends a check reserved by Attempt; a failed one is counted as
@@ -340,24 +314,24 @@ func (b *Bans) Release(ctx context.Context, addr netip.Addr, failed bool, reason
 	if !addr.IsValid() {
 		return
 	}
-	key := b.key(addr)
-	b.mu.Lock()
-	if r, ok := b.addrs.Peek(key); ok && r.pending > 0 {
-		r.pending--
+	for _, p := range b.cfg.Allow {
+		if p.Contains(addr) {
+			if failed {
+				b.allowlisted.Add(1)
+			}
+			return
+		}
 	}
-	b.mu.Unlock()
+	key := b.key(addr).String()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.BanTimeout)
+	if err := b.counter.Unreserve(cctx, key); err != nil {
+		b.countErrors.Add(1)
+		b.log.Error("check not released", "cidr", key, "err", err)
+	}
+	cancel()
 	if failed {
 		b.Failed(ctx, addr, reason)
 	}
-}
-
-// banLength is the n-th ban's length: For doubled n-1 times, at most MaxFor.
-func (b *Bans) banLength(n int) time.Duration {
-	d := b.cfg.For
-	for i := 1; i < n && d < b.cfg.MaxFor; i++ {
-		d *= 2
-	}
-	return min(d, b.cfg.MaxFor)
 }
 
 // key is the range addr is counted in: itself for IPv4, its /IPv6Bits
@@ -510,12 +484,17 @@ func (t LoginThrottle) LoginSucceeded(clientID string, addr netip.Addr) {
 // Stats returns the counters.
 func (b *Bans) Stats() Stats {
 	b.mu.Lock()
-	tracked, clients := b.addrs.Len(), b.clients.Len()
+	clients := b.clients.Len()
 	b.mu.Unlock()
+	tracked := 0
+	if m, ok := b.counter.(*MemCounter); ok {
+		tracked = m.Len()
+	}
 	return Stats{
 		Failures:       b.failures.Load(),
 		Bans:           b.bans.Load(),
 		BanErrors:      b.banErrors.Load(),
+		CountErrors:    b.countErrors.Load(),
 		Allowlisted:    b.allowlisted.Load(),
 		LoginFailures:  b.loginFailures.Load(),
 		Tracked:        tracked,

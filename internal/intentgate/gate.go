@@ -61,12 +61,13 @@ type DryRun interface {
 
 // Failures counts password checks before they run, as logins are counted
 // (*bans.Bans). Per address: Attempt reserves one (false: refuse it
-// unchecked, the address has failed or is trying too often), Release ends
+// unchecked, the address has failed or is trying too often; an error: it
+// could not be counted, refuse it unchecked too), Release ends
 // it and counts a failure towards a ban. Per client: AttemptDelay counts an
 // attempt and says how long it waits first, LoginSucceeded ends the
 // slow-down. Pass a nil interface, not a nil pointer, for none.
 type Failures interface {
-	Attempt(addr netip.Addr) bool
+	Attempt(ctx context.Context, addr netip.Addr) (bool, error)
 	Release(ctx context.Context, addr netip.Addr, failed bool, reason string)
 	AttemptDelay(key string) time.Duration
 	LoginSucceeded(key string)
@@ -397,7 +398,12 @@ func (g *Gate) Check(ctx context.Context, u bridge.Utterance, password api.Secre
 	// Counted before it is checked (issue: 40 guesses sent at once were all
 	// checked, and banned the address 8 times over).
 	if g.fails != nil {
-		if !g.fails.Attempt(addr) {
+		ok, err := g.fails.Attempt(ctx, addr)
+		if err != nil {
+			// Shared counters out of reach: never a guess checked uncounted.
+			return Blacklist{}, err
+		}
+		if !ok {
 			g.refused.Add(1)
 			g.log.Warn("intent password refused unchecked: too many attempts from the address", "intent", name, "client", u.ClientID, "addr", addr)
 			return Blacklist{}, &api.Error{Code: api.ERATELIMITED, Intent: name, RetryAfter: retryAfter,
