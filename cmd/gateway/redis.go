@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovosgw/gateway/api"
 	"github.com/ovosgw/gateway/handlers"
+	"github.com/ovosgw/gateway/internal/bans"
 	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/bridge"
 	"github.com/ovosgw/gateway/internal/clients"
@@ -55,6 +56,7 @@ type sharedState struct {
 	relay      hub.Relay
 	tickets    tokens.TicketStore
 	utterances bridge.Shared
+	counter    bans.Counter
 }
 
 // openShared returns the shared state: st, or Redis when GATEWAY_REDIS_URL
@@ -71,7 +73,7 @@ func openShared(ctx context.Context, cfg config, st *store.Store, log *slog.Logg
 	return &sharedState{
 		clients: rs, blacklist: rs, intents: rs, revocations: rs.Revocations(),
 		redis: rs, relay: rs.Events(hub.DefaultWindow), tickets: rs.Tickets(tokens.MaxTicketsPerClient),
-		utterances: rs.Utterances(),
+		utterances: rs.Utterances(), counter: rs.Counter(),
 	}, func() { rs.Close() }, nil
 }
 

@@ -343,3 +343,24 @@ func TestReplicasPinASessionToOneBus(t *testing.T) {
 		}
 	}
 }
+
+// Failed attempts count together: BAN_AFTER wrong logins spread over three
+// replicas, one on each, ban the address on all of them.
+func TestReplicasCountFailuresTogether(t *testing.T) {
+	gs, _, _ := startReplicas(t, 3, map[string]string{"BAN_AFTER": "3", "BAN_WINDOW": "10m", "BAN_FOR": "1h"})
+	for _, g := range gs {
+		failLogins(t, g.from(t, "127.0.0.4"), 1)
+	}
+	for _, g := range gs {
+		attacker := g.from(t, "127.0.0.4")
+		waitFor(t, func() bool {
+			return attacker.call(t, http.MethodGet, "/openapi.yaml", "", nil, nil).StatusCode == http.StatusForbidden
+		})
+		wantStatus(t, g.from(t, "127.0.0.5").call(t, http.MethodGet, "/openapi.yaml", "", nil, nil), http.StatusOK)
+	}
+	var list []api.BlacklistEntry
+	wantStatus(t, gs[0].call(t, http.MethodGet, "/v1/admin/blacklist", gs[0].AdminToken, nil, &list), http.StatusOK)
+	if len(list) != 1 || list[0].CIDR != "127.0.0.4/32" || list[0].Source != api.BlacklistAuto {
+		t.Fatalf("blacklist after 3 failures over 3 replicas: %+v", list)
+	}
+}

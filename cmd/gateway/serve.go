@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	bn, err := bans.New(bans.Config{After: cfg.BanAfter, Window: cfg.BanWindow, For: cfg.BanFor, Allow: allowed, Logger: log.With("component", "bans")}, bl)
+	bn, err := bans.New(bans.Config{After: cfg.BanAfter, Window: cfg.BanWindow, For: cfg.BanFor, Allow: allowed, Logger: log.With("component", "bans"), Counter: sh.counter}, bl)
 	if err != nil {
 		return err
 	}
