@@ -364,3 +364,37 @@ func TestReplicasCountFailuresTogether(t *testing.T) {
 		t.Fatalf("blacklist after 3 failures over 3 replicas: %+v", list)
 	}
 }
+
+// A rate limit holds across replicas: logins from one address spread over
+// three replicas get one burst between them, not one on each. (Counted,
+// not timed: the bound allows for what refills while the test runs.)
+func TestReplicasShareRateLimits(t *testing.T) {
+	const rate, burst = 0.5, 5 // LOGIN_RATE 0.5: a burst of 10x, one more every 2 s
+	gs, _, _ := startReplicas(t, 3, map[string]string{"LOGIN_RATE": "0.5"})
+	key := gs[0].createClient(t, "hall")
+	start := time.Now()
+	allowed, refused := 0, 0
+	for i := range 15 {
+		g := gs[i%3].from(t, "127.0.0.6")
+		resp := g.call(t, http.MethodPost, "/v1/sessions", "", map[string]string{"client_id": "hall", "access_key": key}, nil)
+		switch resp.StatusCode {
+		case http.StatusCreated, http.StatusOK:
+			allowed++
+		case http.StatusTooManyRequests:
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			refused++
+		default:
+			t.Fatalf("login %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	refills := int(time.Since(start).Seconds()*rate) + 1
+	if allowed > burst+refills || allowed+refused != 15 {
+		t.Fatalf("15 logins over 3 replicas in %s: %d allowed, %d refused; want at most %d allowed",
+			time.Since(start).Round(time.Millisecond), allowed, refused, burst+refills)
+	}
+	// Another address has its own bucket.
+	wantStatus(t, gs[1].from(t, "127.0.0.7").call(t, http.MethodPost, "/v1/sessions", "",
+		map[string]string{"client_id": "hall", "access_key": key}, nil), http.StatusCreated)
+}

@@ -227,7 +227,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	limits, err := newLimits(cfg)
+	limits, err := newLimits(cfg, sh)
 	if err != nil {
 		return err
 	}
@@ -367,17 +367,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	return nil
 }
 
-// newLimits builds the rate limits and stream caps from the settings.
-func newLimits(cfg config) (handlers.Limits, error) {
-	login, err := ratelimit.New(ratelimit.Config{Rate: cfg.LoginRate, Burst: int(10 * cfg.LoginRate)})
+// newLimits builds the rate limits and stream caps from the settings: the
+// rate limits in Redis when the replicas share their state (so that they
+// hold across replicas), in this process otherwise.
+func newLimits(cfg config, sh *sharedState) (handlers.Limits, error) {
+	limiter := func(name string, rate float64, burst int) (middleware.Limiter, error) {
+		if sh.redis != nil {
+			return sh.redis.RateLimiter(name, rate, burst)
+		}
+		return ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst})
+	}
+	login, err := limiter("login-addr", cfg.LoginRate, int(10*cfg.LoginRate))
 	if err != nil {
 		return handlers.Limits{}, err
 	}
-	perClient, err := ratelimit.New(ratelimit.Config{Rate: cfg.UtteranceRate, Burst: int(2 * cfg.UtteranceRate)})
+	perClient, err := limiter("utterance-client", cfg.UtteranceRate, int(2*cfg.UtteranceRate))
 	if err != nil {
 		return handlers.Limits{}, err
 	}
-	perAddr, err := ratelimit.New(ratelimit.Config{Rate: cfg.AddrRate, Burst: int(2 * cfg.AddrRate)})
+	perAddr, err := limiter("utterance-addr", cfg.AddrRate, int(2*cfg.AddrRate))
 	if err != nil {
 		return handlers.Limits{}, err
 	}

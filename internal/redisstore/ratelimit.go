@@ -50,10 +50,14 @@ type RateLimiter struct {
 }
 
 // RateLimiter returns the shared limiter name (keys of different names
-// never meet) allowing rate checks per second, burst at once.
+// never meet) allowing rate checks per second, burst at once (when not
+// positive: rate rounded up, at least 1).
 func (s *Store) RateLimiter(name string, rate float64, burst int) (*RateLimiter, error) {
-	if !(rate > 0) || math.IsInf(rate, 0) || burst < 1 {
-		return nil, errors.New("redisstore: a rate limit needs a positive rate and burst")
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return nil, errors.New("redisstore: a rate limit needs a positive rate")
+	}
+	if burst < 1 {
+		burst = int(max(1, math.Ceil(rate))) // as ratelimit.New
 	}
 	interval := 1e6 / rate
 	return &RateLimiter{s: s, name: name,
