@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -31,6 +33,7 @@ import (
 	"github.com/ovosgw/gateway/internal/ratelimit"
 	"github.com/ovosgw/gateway/internal/selfsigned"
 	"github.com/ovosgw/gateway/internal/sessions"
+	"github.com/ovosgw/gateway/internal/store"
 	"github.com/ovosgw/gateway/internal/tokens"
 	"github.com/ovosgw/gateway/internal/utterances"
 	"github.com/ovosgw/gateway/middleware"
@@ -52,6 +55,92 @@ const embeddedBusURL = "ws://embedded/core"
 // told to end, HTTP server drained and every stream's reconnect hint sent,
 // hub closed, bus link closed, embedded assistant stopped, store closed.
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	g := &components{cfg: cfg, log: log, stdout: stdout}
+	defer g.cleanups.run()
+	if err := g.openState(ctx); err != nil {
+		return err
+	}
+	g.startBackground(ctx)
+	if err := g.startBuses(); err != nil {
+		return err
+	}
+	if err := g.newBridge(); err != nil {
+		return err
+	}
+	if err := g.newServices(ctx); err != nil {
+		return err
+	}
+	if err := g.newHTTP(); err != nil {
+		return err
+	}
+	return g.serveHTTP(ctx)
+}
+
+// cleanups is what serve undoes when it returns, the last added first, as
+// defer would.
+type cleanups []func()
+
+// add has f run when serve returns, before what was added earlier.
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+// run runs the cleanups in reverse order; serve defers it before adding
+// any, so it reads the list through the pointer.
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+}
+
+// components is what serve builds, one concern per method, in this order: the
+// store and the shared state, the background work, the buses, the bridge,
+// the services, the HTTP server.
+type components struct {
+	cfg      config
+	log      *slog.Logger
+	stdout   io.Writer
+	cleanups cleanups
+
+	// The store and the shared state (openState).
+	st                *store.Store
+	sh                *sharedState
+	secret            []byte
+	adminHash         [sha256.Size]byte
+	newAdminToken     api.Secret
+	trusted           []netip.Prefix
+	certFile, keyFile string
+	bl                *blacklist.Blacklist
+	bn                *bans.Bans
+
+	// Background work (startBackground).
+	bg     context.Context
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup
+
+	// The buses, the hub and the bridge (startBuses, newBridge).
+	busURLs []string
+	dial    func(context.Context, string, string) (net.Conn, error)
+	streams *hub.Server
+	m       *metrics.Metrics
+	links   []*busclient.Client
+	set     *buses.Set
+	reg     *clients.Registry
+	br      *bridge.Bridge
+
+	// The services (newServices).
+	sess   *sessions.Sessions
+	gate   *intentgate.Gate
+	talk   *utterances.Service
+	limits handlers.Limits
+
+	// The HTTP server (newHTTP).
+	httpAPI *handlers.Server
+}
+
+// openState takes the data dir, opens the store and the shared state, and
+// builds what the settings decide at start: secrets, address ranges, the
+// TLS certificate, the blacklist and the bans.
+func (g *components) openState(ctx context.Context) error {
+	cfg, log := g.cfg, g.log
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -61,140 +150,153 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	st, err := openStore(ctx, cfg.DataDir)
+	g.cleanups.add(func() { lock.Release() })
+	g.st, err = openStore(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	sh, closeShared, err := openShared(ctx, cfg, st, log)
+	g.cleanups.add(func() { g.st.Close() })
+	sh, closeShared, err := openShared(ctx, cfg, g.st, log)
 	if err != nil {
 		return err
 	}
-	defer closeShared()
-	cs := sh.clients
-	secret, err := jwtSecret(cfg)
+	g.sh = sh
+	g.cleanups.add(closeShared)
+	g.secret, err = jwtSecret(cfg)
 	if err != nil {
 		return err
 	}
-	adminHash, newAdminToken, err := adminTokenHash(cfg)
+	g.adminHash, g.newAdminToken, err = adminTokenHash(cfg)
 	if err != nil {
 		return err
 	}
 	// Validated by loadConfig.
-	trusted, _ := cidr.ParseList(cfg.TrustedProxies)
+	g.trusted, _ = cidr.ParseList(cfg.TrustedProxies)
 	blocked, _ := cidr.ParseList(cfg.IPBlacklist)
 	allowed, _ := cidr.ParseList(cfg.IPAllowlist)
-	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	g.certFile, g.keyFile = cfg.TLSCert, cfg.TLSKey
 	if cfg.TLSSelfSigned {
 		var fp string
-		certFile, keyFile, fp, err = selfsigned.LoadOrCreate(cfg.DataDir, selfsigned.DefaultHosts(), time.Now())
+		g.certFile, g.keyFile, fp, err = selfsigned.LoadOrCreate(cfg.DataDir, selfsigned.DefaultHosts(), time.Now())
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "self-signed TLS certificate SHA-256 fingerprint: %s\n", fp)
+		fmt.Fprintf(g.stdout, "self-signed TLS certificate SHA-256 fingerprint: %s\n", fp)
 	}
-	bl, err := blacklist.New(ctx, blacklist.Config{Static: blocked, Logger: log.With("component", "blacklist")}, sh.blacklist)
+	g.bl, err = blacklist.New(ctx, blacklist.Config{Static: blocked, Logger: log.With("component", "blacklist")}, sh.blacklist)
 	if err != nil {
 		return err
 	}
-	bn, err := bans.New(bans.Config{After: cfg.BanAfter, Window: cfg.BanWindow, For: cfg.BanFor, Allow: allowed, Logger: log.With("component", "bans"), Counter: sh.counter}, bl)
+	g.bn, err = bans.New(bans.Config{After: cfg.BanAfter, Window: cfg.BanWindow, For: cfg.BanFor, Allow: allowed, Logger: log.With("component", "bans"), Counter: sh.counter}, g.bl)
+	return err
+}
+
+// startBackground sets up the background work: one context and one
+// WaitGroup, stopped after the HTTP server has drained.
+func (g *components) startBackground(ctx context.Context) {
+	g.bg, g.stopBG = context.WithCancel(context.WithoutCancel(ctx))
+	g.cleanups.add(func() { g.stopBG(); g.wg.Wait() })
+}
+
+// goBG runs f in the background until the background context ends, logging
+// how it ended unless that was the end of the context.
+func (g *components) goBG(name string, f func(context.Context) error) {
+	g.wg.Go(func() {
+		if err := f(g.bg); err != nil && !errors.Is(err, context.Canceled) {
+			g.log.Error("background task ended", slog.String("task", name), slog.Any("err", err))
+		}
+	})
+}
+
+// startBuses picks the buses: the assistants', or our embedded one with its
+// skills, started here.
+func (g *components) startBuses() error {
+	cfg, log := g.cfg, g.log
+	g.busURLs, _ = buses.ParseList(cfg.BusURL) // validated by loadConfig
+	if cfg.BusURL != "" {
+		return nil
+	}
+	a, err := startAssistant(cfg.EmbeddedDialect, cfg.EmbeddedBusSecret, 0, log)
 	if err != nil {
 		return err
 	}
-
-	// Background work lives under one context and one WaitGroup, stopped
-	// after the HTTP server has drained.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	goBG := func(name string, f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(bg); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("background task ended", slog.String("task", name), slog.Any("err", err))
-			}
-		})
-	}
-	defer func() { stopBG(); wg.Wait() }()
-
-	// The buses: the assistants', or our embedded one with its skills.
-	busURLs, _ := buses.ParseList(cfg.BusURL) // validated by loadConfig
-	var dial func(context.Context, string, string) (net.Conn, error)
-	if cfg.BusURL == "" {
-		a, err := startAssistant(cfg.EmbeddedDialect, cfg.EmbeddedBusSecret, 0, log)
+	// The links (background tasks) end before the bus they are linked
+	// to: a clean shutdown closes them cleanly instead of having the bus
+	// go away under them (the background's own stop runs after this one).
+	g.cleanups.add(func() {
+		g.stopBG()
+		g.wg.Wait()
+		a.Close()
+	})
+	g.busURLs, g.dial = []string{embeddedBusURL}, a.Bus.DialContext
+	if cfg.EmbeddedBusAddr != "" {
+		stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, a.Bus.Handler(), log)
 		if err != nil {
 			return err
 		}
-		// The links (background tasks) end before the bus they are linked
-		// to: a clean shutdown closes them cleanly instead of having the bus
-		// go away under them (the deferred stop above runs after this one).
-		defer func() {
-			stopBG()
-			wg.Wait()
-			a.Close()
-		}()
-		busURLs, dial = []string{embeddedBusURL}, a.Bus.DialContext
-		if cfg.EmbeddedBusAddr != "" {
-			stopBus, addr, err := listenBus(cfg.EmbeddedBusAddr, a.Bus.Handler(), log)
-			if err != nil {
-				return err
-			}
-			defer stopBus()
-			fmt.Fprintf(stdout, "embedded messagebus: ws://%s/core\n", addr)
-		}
+		g.cleanups.add(stopBus)
+		fmt.Fprintf(g.stdout, "embedded messagebus: ws://%s/core\n", addr)
 	}
+	return nil
+}
 
-	streams, err := hub.New(hub.Config{Logger: log.With("component", "hub"), Relay: sh.relay})
+// newBridge builds the hub, one link per bus, the client registry and the
+// bridge between them, and starts the pumps: every frame from every bus
+// goes through the bridge to the hub.
+func (g *components) newBridge() error {
+	cfg, log, sh := g.cfg, g.log, g.sh
+	var err error
+	g.streams, err = hub.New(hub.Config{Logger: log.With("component", "hub"), Relay: sh.relay})
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
+	g.m = metrics.New()
 	// One link per bus, each with its own reconnects and back-off.
-	links := make([]*busclient.Client, len(busURLs))
-	busLinks, setLinks := make([]bridge.Bus, len(busURLs)), make([]buses.Link, len(busURLs))
-	for i, u := range busURLs {
+	g.links = make([]*busclient.Client, len(g.busURLs))
+	busLinks, setLinks := make([]bridge.Bus, len(g.busURLs)), make([]buses.Link, len(g.busURLs))
+	for i, u := range g.busURLs {
 		blog := log.With("component", "bus")
-		if len(busURLs) > 1 {
+		if len(g.busURLs) > 1 {
 			blog = blog.With("bus", buses.Label(i))
 		}
-		link, err := busclient.New(busclient.Config{URL: u, Name: "gateway", NetDialContext: dial, Logger: blog})
+		link, err := busclient.New(busclient.Config{URL: u, Name: "gateway", NetDialContext: g.dial, Logger: blog})
 		if err != nil {
 			return err
 		}
-		links[i], busLinks[i], setLinks[i] = link, link, link
+		g.links[i], busLinks[i], setLinks[i] = link, link, link
 	}
-	set, err := buses.NewSet(busURLs, setLinks)
+	g.set, err = buses.NewSet(g.busURLs, setLinks)
 	if err != nil {
 		return err
 	}
 	// The registry first: the bridge resolves names through it, and it
 	// tells the bridge of the clients that leave (OnForget below).
-	reg, err := clients.New(cs, streams, log.With("component", "clients"))
+	reg, err := clients.New(sh.clients, g.streams, log.With("component", "clients"))
 	if err != nil {
 		return err
 	}
+	g.reg = reg
 	br, err := bridge.NewMulti(bridge.Config{
 		UtteranceTimeout: cfg.UtteranceTimeout,
 		Logger:           log.With("component", "bridge"),
-		Observe:          m.ObserveUtterance,
+		Observe:          g.m.ObserveUtterance,
 		Resolve: func(name string) (string, bool) {
 			id, err := reg.Resolve(context.Background(), name)
 			return id, err == nil
 		},
 		// A session's bus: the first of its rendezvous order that is up.
-		Pick:   set.Pick,
+		Pick:   g.set.Pick,
 		Shared: sh.utterances,
-	}, busLinks, streams)
+	}, busLinks, g.streams)
 	if err != nil {
 		return err
 	}
+	g.br = br
 	reg.OnForget(br.ForgetClient)
-	set.CountInFlight(func(pos int) int64 { return br.BusStats(pos).Pending })
-	// The pumps: every frame from every bus goes through the bridge to the
-	// hub.
-	goBG("bridge", br.Run)
-	for i, link := range links {
-		unsubscribe := link.Subscribe(func(f *api.Frame) { br.DispatchFrom(i, f) })
-		defer unsubscribe()
+	g.set.CountInFlight(func(pos int) int64 { return br.BusStats(pos).Pending })
+	g.goBG("bridge", br.Run)
+	for i, link := range g.links {
+		g.cleanups.add(link.Subscribe(func(f *api.Frame) { br.DispatchFrom(i, f) }))
 		// The link logs its own ups and downs; the bridge ends what was
 		// pending on this bus (never re-sent elsewhere), for the link's
 		// whole life.
@@ -203,42 +305,63 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 				br.BusDown(i)
 			}
 		})
-		goBG("bus link "+buses.Label(i), link.Run)
+		g.goBG("bus link "+buses.Label(i), link.Run)
 	}
+	return nil
+}
 
-	tok, err := tokens.New(tokens.Config{Secret: secret, TTL: cfg.TokenTTL, Tickets: sh.tickets}, sh.revocations)
+// newServices builds what the handlers serve (sessions, the intent gate,
+// utterances, the limits), loads the clients, starts the watches of changes
+// made elsewhere and registers every component's metrics.
+func (g *components) newServices(ctx context.Context) error {
+	cfg, log, sh, br, m := g.cfg, g.log, g.sh, g.br, g.m
+	tok, err := tokens.New(tokens.Config{Secret: g.secret, TTL: cfg.TokenTTL, Tickets: sh.tickets}, sh.revocations)
 	if err != nil {
 		return err
 	}
-	sess, err := sessions.New(sessions.Config{AdminTokenHash: adminHash, Logger: log.With("component", "sessions"), Throttle: bn.Logins(), Bans: bn, Refusals: m.AuthFailed}, tok, cs, streams, br)
+	g.sess, err = sessions.New(sessions.Config{AdminTokenHash: g.adminHash, Logger: log.With("component", "sessions"), Throttle: g.bn.Logins(), Bans: g.bn, Refusals: m.AuthFailed}, tok, sh.clients, g.streams, br)
 	if err != nil {
 		return err
 	}
-	gate, err := intentgate.New(bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, sh.intents, metrics.TimeDryRun(m, br), bn)
+	g.gate, err = intentgate.New(g.bg, intentgate.Config{FailOpen: cfg.IntentCheck == "open", Logger: log.With("component", "intentgate")}, sh.intents, metrics.TimeDryRun(m, br), g.bn)
 	if err != nil {
 		return err
 	}
 	// The gate learns the intents the buses announce, to expand wildcards
 	// into the sessions' blacklists.
-	for _, link := range links {
-		defer link.Subscribe(gate.Announce)()
+	for _, link := range g.links {
+		g.cleanups.add(link.Subscribe(g.gate.Announce))
 	}
-	talk, err := utterances.New(reg, gate, br, api.DefaultLang)
+	g.talk, err = utterances.New(g.reg, g.gate, br, api.DefaultLang)
 	if err != nil {
 		return err
 	}
-	limits, err := newLimits(cfg, sh)
+	g.limits, err = newLimits(cfg, sh)
 	if err != nil {
 		return err
 	}
-	if err := reg.Sync(ctx); err != nil {
+	if err := g.reg.Sync(ctx); err != nil {
 		return err
 	}
-	// What other processes change (the command line; with Redis, the
-	// other replicas) is reloaded within a second: the clients (ending the
-	// streams of clients deleted or re-keyed elsewhere), and the blacklist
-	// and the protected intents, which change far more often (every ban)
-	// and are reloaded apart, so that a ban does not walk every stream.
+	g.watch()
+
+	// Each component's own counters, read at scrape time.
+	for i, link := range g.links {
+		m.RegisterBus(buses.Label(i), append(link.Collectors(), br.BusCollectors(i)...)...)
+	}
+	m.Register(slices.Concat(g.streams.Collectors(), br.Collectors(), g.bn.Collectors(), g.gate.Collectors())...)
+	m.Register(metrics.BlacklistEntries(g.bl))
+	return nil
+}
+
+// watch starts the reloads of what other processes change (the command
+// line; with Redis, the other replicas) within a second: the clients
+// (ending the streams of clients deleted or re-keyed elsewhere), and the
+// blacklist and the protected intents, which change far more often (every
+// ban) and are reloaded apart, so that a ban does not walk every stream.
+// Without a configured admin token, the data dir's is watched too.
+func (g *components) watch() {
+	log := g.log
 	var reloading sync.Mutex // the watches call from their goroutines; Sync wants one at a time
 	reloadOf := func(syncs map[string]func(context.Context) error) func(context.Context) {
 		return func(ctx context.Context) {
@@ -251,33 +374,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			}
 		}
 	}
-	reloadClients := reloadOf(map[string]func(context.Context) error{"clients": reg.Sync})
-	reloadAdmin := reloadOf(map[string]func(context.Context) error{"blacklist": bl.Refresh, "protected intents": gate.Refresh})
-	if sh.redis == nil {
-		goBG("store watch", func(ctx context.Context) error {
-			st.Watch(ctx, time.Second, func() { reloadClients(ctx); reloadAdmin(ctx) })
+	reloadClients := reloadOf(map[string]func(context.Context) error{"clients": g.reg.Sync})
+	reloadAdmin := reloadOf(map[string]func(context.Context) error{"blacklist": g.bl.Refresh, "protected intents": g.gate.Refresh})
+	if g.sh.redis == nil {
+		g.goBG("store watch", func(ctx context.Context) error {
+			g.st.Watch(ctx, time.Second, func() { reloadClients(ctx); reloadAdmin(ctx) })
 			return nil
 		})
 	}
-	sh.run(goBG, streams, br, reloadClients, reloadAdmin, log)
+	g.sh.run(g.goBG, g.streams, g.br, reloadClients, reloadAdmin, log)
 
-	if cfg.AdminToken == "" {
-		goBG("admin token watch", func(ctx context.Context) error {
-			watchAdminToken(ctx, cfg.DataDir, time.Second, adminHash, sess.SetAdminTokenHash, log.With("component", "sessions"))
+	if g.cfg.AdminToken == "" {
+		g.goBG("admin token watch", func(ctx context.Context) error {
+			watchAdminToken(ctx, g.cfg.DataDir, time.Second, g.adminHash, g.sess.SetAdminTokenHash, log.With("component", "sessions"))
 			return nil
 		})
 	}
+}
 
-	// Each component's own counters, read at scrape time.
-	for i, link := range links {
-		m.RegisterBus(buses.Label(i), append(link.Collectors(), br.BusCollectors(i)...)...)
-	}
-	m.Register(slices.Concat(streams.Collectors(), br.Collectors(), bn.Collectors(), gate.Collectors())...)
-	m.Register(metrics.BlacklistEntries(bl))
+// newHTTP builds the HTTP API over the services.
+func (g *components) newHTTP() error {
+	cfg, m, sess := g.cfg, g.m, g.sess
 	hcfg := handlers.Config{
-		Logger:         log.With("component", "http"),
-		TrustedProxies: trusted,
-		SecureCookies:  certFile != "",
+		Logger:         g.log.With("component", "http"),
+		TrustedProxies: g.trusted,
+		SecureCookies:  g.certFile != "",
 		MaxWait:        cfg.MaxWait,
 		BodyTimeout:    cfg.BodyTimeout,
 		Heartbeat:      cfg.Heartbeat,
@@ -292,20 +413,24 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if cfg.Metrics != "off" {
 		hcfg.Metrics, hcfg.MetricsAdmin = m.Handler(), cfg.Metrics == "admin"
 	}
-	httpAPI, err := handlers.New(hcfg, handlers.Deps{
-		Sessions: sess, Clients: reg, Utterances: talk, Streams: streams,
-		Ready: sh.readiness(set), Blacklist: bl, ProtectedIntents: gate, Limits: limits,
+	var err error
+	g.httpAPI, err = handlers.New(hcfg, handlers.Deps{
+		Sessions: sess, Clients: g.reg, Utterances: g.talk, Streams: g.streams,
+		Ready: g.sh.readiness(g.set), Blacklist: g.bl, ProtectedIntents: g.gate, Limits: g.limits,
 	})
-	if err != nil {
-		return err
-	}
+	return err
+}
 
+// serveHTTP listens, serves until ctx ends or the server fails, then shuts
+// down.
+func (g *components) serveHTTP(ctx context.Context) error {
+	cfg, log, stdout := g.cfg, g.log, g.stdout
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpAPI,
+		Handler:           g.httpAPI,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
@@ -313,31 +438,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		// No WriteTimeout: it would cut streams; each stream write has its own deadline.
 	}
 	scheme := "http"
-	if certFile != "" {
+	if g.certFile != "" {
 		scheme = "https"
 	}
 	served := make(chan error, 1)
 	go func() {
-		if certFile != "" {
+		if g.certFile != "" {
 			// ServeTLS speaks HTTP/2 too, so a browser is not held to six
 			// streams per origin.
-			served <- srv.ServeTLS(ln, certFile, keyFile)
+			served <- srv.ServeTLS(ln, g.certFile, g.keyFile)
 		} else {
 			served <- srv.Serve(ln)
 		}
 	}()
 	base := fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	switch {
-	case newAdminToken != "" && cfg.PrintAdminToken:
-		fmt.Fprintf(stdout, "admin token (shown once, only its hash is kept): %s\n", newAdminToken.Reveal())
-	case newAdminToken != "":
+	case g.newAdminToken != "" && cfg.PrintAdminToken:
+		fmt.Fprintf(stdout, "admin token (shown once, only its hash is kept): %s\n", g.newAdminToken.Reveal())
+	case g.newAdminToken != "":
 		// Kept out of this output (docker logs, journald): the operator
 		// makes the token on the host, where it shows on their terminal.
 		fmt.Fprintln(stdout, "admin token made but not shown (GATEWAY_PRINT_ADMIN_TOKEN=false); run gateway admin-token reset on this host, with the same data dir, to get one")
 	}
 	fmt.Fprintf(stdout, "gateway listening on %s (console %s/)\n", base, base)
-	shown := make([]string, len(busURLs))
-	for i, u := range busURLs {
+	shown := make([]string, len(g.busURLs))
+	for i, u := range g.busURLs {
 		shown[i] = buses.Redact(u)
 	}
 	log.Info("gateway started", slog.String("addr", ln.Addr().String()), slog.String("bus", strings.Join(shown, ",")))
@@ -347,12 +472,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	}
+	g.shutdown(ctx, srv)
+	return nil
+}
+
+// shutdown ends the pending utterances, tells the streams to end, drains the
+// HTTP server and waits for every stream's reconnect hint, then closes the
+// hub; serve's cleanups do the rest.
+func (g *components) shutdown(ctx context.Context, srv *http.Server) {
+	log := g.log
 	log.Info("shutting down")
 	// Pending utterances end first (status error), so that their done
 	// events are on the streams before the streams are told to reconnect.
-	br.Close()
-	httpAPI.Close()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	g.br.Close()
+	g.httpAPI.Close()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", slog.Any("err", err))
@@ -360,11 +494,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	// HTTP/1.1 streams run outside the server's handlers: wait for their
 	// reconnect hints too.
-	if err := httpAPI.Wait(sctx); err != nil {
+	if err := g.httpAPI.Wait(sctx); err != nil {
 		log.Warn("shutdown: streams still open", slog.Any("err", err))
 	}
-	streams.Close()
-	return nil
+	g.streams.Close()
 }
 
 // newLimits builds the rate limits and stream caps from the settings: the
