@@ -83,8 +83,7 @@ func (s *Server) routes() http.Handler {
 		)
 		getHead(r, "/v1/models", http.HandlerFunc(s.openai.ServeModels))
 		r.With(
-			s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
-			s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+			s.utteranceLimits(),
 		).Post("/v1/chat/completions", s.openai.ServeChat)
 	})
 
@@ -103,8 +102,7 @@ func (s *Server) routes() http.Handler {
 			getHead(r, "/v1/clients/me", s.wrap(s.handleMe))
 			r.Put("/v1/clients/me/names", s.wrap(s.handleSetNames))
 			r.With(
-				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
-				s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+				s.utteranceLimits(),
 			).Post("/v1/utterances", s.wrap(s.handleUtterance))
 		})
 
@@ -113,8 +111,7 @@ func (s *Server) routes() http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(middleware.RequireClientOrKey(s.deps.Sessions, s.deps.Sessions, s.cfg.AuthFailed))
 			r.With(
-				s.limit(s.deps.Limits.UtterancePerClient, middleware.ByClient),
-				s.limit(s.deps.Limits.UtterancePerAddr, middleware.ByAddr),
+				s.utteranceLimits(),
 			).Method(http.MethodPost, "/api/conversation/process", s.hass)
 		})
 
@@ -187,6 +184,16 @@ func (s *Server) limit(l middleware.Limiter, key func(*http.Request) string) fun
 		return func(next http.Handler) http.Handler { return next }
 	}
 	return middleware.RateLimit(l, key)
+}
+
+// utteranceLimits are the per-client and per-address limits of a route
+// that takes an utterance, checked in one step.
+func (s *Server) utteranceLimits() func(http.Handler) http.Handler {
+	l := s.deps.Limits
+	if l.UtterancePerClient == nil {
+		return s.limit(l.UtterancePerAddr, middleware.ByAddr)
+	}
+	return middleware.RateLimitPair(l.UtterancePerClient, middleware.ByClient, l.UtterancePerAddr, middleware.ByAddr)
 }
 
 // wrap adapts a handlerFunc: a returned error goes to the one error writer.

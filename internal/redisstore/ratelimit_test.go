@@ -46,3 +46,35 @@ func TestRateLimiterFailsOpen(t *testing.T) {
 		t.Fatal("with redis stopped the check refused")
 	}
 }
+
+// Two limits checked in one step: refused when either is, each counted.
+func TestRateLimiterAllowPair(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := open(t, srv)
+	perClient, err := s.RateLimiter("c", 1.0/3600, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perAddr, err := s.RateLimiter("a", 1.0/3600, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := 0
+	for range 5 {
+		if ok, _ := perClient.AllowPair("client:x", perAddr, "addr:y"); ok {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("5 pairs under a client burst of 3: %d allowed", allowed)
+	}
+	// The address took a token from each of the 5: none left for another
+	// client from it.
+	ok, retry := perClient.AllowPair("client:z", perAddr, "addr:y")
+	if ok || retry <= 0 {
+		t.Fatalf("another client from a spent address: %v %s", ok, retry)
+	}
+	if ok, _ := perClient.AllowPair("client:z", perAddr, "addr:w"); !ok {
+		t.Fatal("another client from another address refused")
+	}
+}
