@@ -327,6 +327,7 @@ func (g *components) newServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.goBG("protected intents reload", g.gate.Run)
 	// The gate learns the intents the buses announce, to expand wildcards
 	// into the sessions' blacklists.
 	for _, link := range g.links {

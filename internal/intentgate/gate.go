@@ -87,8 +87,8 @@ type Config struct {
 	Logger *slog.Logger
 	// RefreshEvery is how often the patterns are reloaded from the store,
 	// to see what the command line changed (default 30s; negative: never,
-	// the caller calls Refresh, e.g. from store.Watch). The loop ends with
-	// New's context.
+	// the caller calls Refresh, e.g. from store.Watch). Run does the
+	// reloading, until its context ends.
 	RefreshEvery time.Duration
 	// Timeout bounds a dry run, as a backstop for the bridge's own (default
 	// 5s).
@@ -184,9 +184,8 @@ type rule struct {
 	stars   int
 }
 
-// New loads the patterns and returns the gate. dry is required; fails may
-// be nil. Unless cfg.RefreshEvery is negative, the patterns are reloaded
-// periodically until ctx ends.
+// New loads the patterns (under ctx) and returns the gate. dry is required;
+// fails may be nil. It starts nothing: Run reloads the patterns periodically.
 func New(ctx context.Context, cfg Config, st Store, dry DryRun, fails Failures) (*Gate, error) {
 	if st == nil || dry == nil {
 		return nil, errors.New("intentgate: a store and a dry run are required")
@@ -215,19 +214,21 @@ func New(ctx context.Context, cfg Config, st Store, dry DryRun, fails Failures) 
 	if err := g.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	if cfg.RefreshEvery > 0 {
-		go g.refreshLoop(ctx)
-	}
 	return g, nil
 }
 
-func (g *Gate) refreshLoop(ctx context.Context) {
+// Run reloads the patterns every cfg.RefreshEvery until ctx ends, then
+// returns nil; with a negative RefreshEvery it returns at once.
+func (g *Gate) Run(ctx context.Context) error {
+	if g.cfg.RefreshEvery < 0 {
+		return nil
+	}
 	t := time.NewTicker(g.cfg.RefreshEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			if err := g.Refresh(ctx); err != nil && ctx.Err() == nil {
 				g.log.Warn("protected intents not reloaded", "err", err)

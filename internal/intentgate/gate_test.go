@@ -478,6 +478,7 @@ func TestOtherProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		go g.Run(ctx)
 		if _, err := cli.Protect(ctx, "safe.skill", "pw"); err != nil {
 			t.Fatal(err)
 		}
