@@ -16,3 +16,10 @@ func TestLimiterConformance(t *testing.T) {
 		return l, l
 	})
 }
+
+func TestCapsConformance(t *testing.T) {
+	ratelimittest.RunCaps(t, func(t *testing.T, max int) (ratelimittest.Caps, ratelimittest.Caps) {
+		c := ratelimit.NewCaps(max)
+		return c, c
+	})
+}

@@ -84,3 +84,72 @@ func Run(t *testing.T, newPair func(t *testing.T, rate float64, burst int) (Limi
 		}
 	})
 }
+
+// Caps is what RunCaps checks (handlers.Caps).
+type Caps interface {
+	Acquire(key string) (release func(), ok bool)
+}
+
+// RunCaps runs the suite of stream caps. newPair returns two caps sharing
+// their counts (two replicas; the same one twice in a single process),
+// allowing max open per key, empty, each call a pair no other sees.
+func RunCaps(t *testing.T, newPair func(t *testing.T, max int) (Caps, Caps)) {
+	t.Run("cap across both", func(t *testing.T) {
+		a, b := newPair(t, 2)
+		r1, ok := a.Acquire("client:a")
+		if !ok {
+			t.Fatal("first refused")
+		}
+		r2, ok := b.Acquire("client:a")
+		if !ok {
+			t.Fatal("second refused")
+		}
+		for i, c := range []Caps{a, b} {
+			if _, ok := c.Acquire("client:a"); ok {
+				t.Fatalf("a third on %d allowed", i)
+			}
+		}
+		if _, ok := a.Acquire("client:b"); !ok {
+			t.Fatal("another key refused")
+		}
+		r1()
+		r1() // twice: gives back one
+		r3, ok := b.Acquire("client:a")
+		if !ok {
+			t.Fatal("refused after a release")
+		}
+		if _, ok := a.Acquire("client:a"); ok {
+			t.Fatal("a double release gave back two")
+		}
+		r2()
+		r3()
+		for i := range 2 {
+			if _, ok := a.Acquire("client:a"); !ok {
+				t.Fatalf("%d after every release refused", i+1)
+			}
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		a, b := newPair(t, 5)
+		var mu sync.Mutex
+		got := 0
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				c := a
+				if i%2 == 1 {
+					c = b
+				}
+				if _, ok := c.Acquire("addr:x"); ok {
+					mu.Lock()
+					got++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if got != 5 {
+			t.Fatalf("20 at once under a cap of 5: %d allowed", got)
+		}
+	})
+}
