@@ -57,6 +57,7 @@ type sharedState struct {
 	tickets    tokens.TicketStore
 	utterances bridge.Shared
 	counter    bans.Counter
+	streams    *redisstore.Streams
 }
 
 // openShared returns the shared state: st, or Redis when GATEWAY_REDIS_URL
@@ -70,10 +71,17 @@ func openShared(ctx context.Context, cfg config, st *store.Store, log *slog.Logg
 		return nil, nil, err
 	}
 	log.Info("the state replicas share is in redis", slog.String("redis", rs.Addr()))
+	// The lease under which this replica's open streams count, taken
+	// before any stream opens.
+	streams := rs.Streams(0)
+	if err := streams.Renew(ctx); err != nil {
+		rs.Close()
+		return nil, nil, err
+	}
 	return &sharedState{
 		clients: rs, blacklist: rs, intents: rs, revocations: rs.Revocations(),
 		redis: rs, relay: rs.Events(hub.DefaultWindow), tickets: rs.Tickets(tokens.MaxTicketsPerClient),
-		utterances: rs.Utterances(), counter: rs.Counter(),
+		utterances: rs.Utterances(), counter: rs.Counter(), streams: streams,
 	}, func() { rs.Close() }, nil
 }
 
@@ -100,6 +108,10 @@ func (sh *sharedState) run(goBG func(string, func(context.Context) error), strea
 	goBG("redis watch", func(ctx context.Context) error {
 		// Changes made by other replicas and the command line.
 		sh.redis.Watch(ctx, time.Second, func() { reloadClients(ctx) })
+		return nil
+	})
+	goBG("redis streams lease", func(ctx context.Context) error {
+		sh.streams.Run(ctx)
 		return nil
 	})
 	goBG("redis admin watch", func(ctx context.Context) error {

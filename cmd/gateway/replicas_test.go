@@ -398,3 +398,30 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	wantStatus(t, gs[1].from(t, "127.0.0.7").call(t, http.MethodPost, "/v1/sessions", "",
 		map[string]string{"client_id": "hall", "access_key": key}, nil), http.StatusCreated)
 }
+
+// A stream limit holds across replicas: STREAMS_PER_CLIENT 2, a stream on
+// each of two replicas, and the third replica refuses a third; one closed,
+// it takes one.
+func TestReplicasShareStreamLimits(t *testing.T) {
+	gs, _, _ := startReplicas(t, 3, map[string]string{"STREAMS_PER_CLIENT": "2"})
+	s := gs[0].newClient(t, "den")
+	tok := s.Token.Reveal()
+	first := gs[0].openStream(t, "den", bearer(tok))
+	first.next(t, api.EventReady)
+	gs[1].openStream(t, "den", bearer(tok)).next(t, api.EventReady)
+	third := func() int {
+		req, _ := http.NewRequest(http.MethodGet, gs[2].URL+"/v1/clients/den/events", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := gs[2].client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := third(); code != http.StatusTooManyRequests {
+		t.Fatalf("a third stream over three replicas: %d, want 429", code)
+	}
+	first.resp.Body.Close()
+	waitFor(t, func() bool { return third() == http.StatusOK })
+}

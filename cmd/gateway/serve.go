@@ -523,10 +523,16 @@ func newLimits(cfg config, sh *sharedState) (handlers.Limits, error) {
 	if err != nil {
 		return handlers.Limits{}, err
 	}
-	return handlers.Limits{
+	limits := handlers.Limits{
 		LoginPerAddr: login, UtterancePerClient: perClient, UtterancePerAddr: perAddr,
 		StreamsPerClient: ratelimit.NewCaps(cfg.StreamsPerClient), StreamsPerAddr: ratelimit.NewCaps(cfg.StreamsPerAddr),
-	}, nil
+	}
+	if sh.redis != nil {
+		// Counted across replicas, under this replica's lease.
+		limits.StreamsPerClient = sh.streams.Caps("client", cfg.StreamsPerClient)
+		limits.StreamsPerAddr = sh.streams.Caps("addr", cfg.StreamsPerAddr)
+	}
+	return limits, nil
 }
 
 // listenBus serves the embedded bus on addr for other peers.
