@@ -69,7 +69,8 @@ type Bus interface {
 }
 
 // Publisher delivers events to a client's stream: the stream hub. Publish
-// never blocks and returns the event's id.
+// never blocks and returns the event's id, or 0 when it is not known yet
+// (hub.Posting, whose relay gives it later).
 type Publisher interface {
 	Publish(clientID string, ev api.Event) uint64
 }

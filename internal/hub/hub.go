@@ -100,12 +100,17 @@ type Server struct {
 	// window" and gets a gap event, instead of having its id mistaken for one
 	// of the new life and silently missing events. The replay windows are not
 	// kept across restarts.
-	base   uint64
-	relay  Relay
-	log    *slog.Logger
-	seed   maphash.Seed
-	closed atomic.Bool
-	shards [shardCount]shard
+	base  uint64
+	relay Relay
+	log   *slog.Logger
+	// posts waits for the relay (Post), appended by one goroutine at a
+	// time, the one that set posting.
+	postMu  sync.Mutex
+	posts   []PendingEvent
+	posting bool
+	seed    maphash.Seed
+	closed  atomic.Bool
+	shards  [shardCount]shard
 
 	published   atomic.Uint64
 	delivered   atomic.Uint64

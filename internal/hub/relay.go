@@ -33,6 +33,22 @@ type Relay interface {
 	Forget(ctx context.Context, clientID string) error
 }
 
+// BatchRelay is a Relay that appends several events in one round trip, in
+// the order given; Post uses it when the Relay offers it.
+type BatchRelay interface {
+	Relay
+	// AppendBatch appends each event as Append does, in order, and returns
+	// one error (nil when appended) per event.
+	AppendBatch(ctx context.Context, events []PendingEvent) []error
+}
+
+// PendingEvent is an event Post has handed to the Relay: the client and the
+// body (the SSE frame without its id line).
+type PendingEvent struct {
+	ClientID string
+	Body     []byte
+}
+
 // RelayedEvent is an event as a Relay keeps and delivers it: its id and its
 // body (the SSE frame without its id line).
 type RelayedEvent struct {
@@ -154,15 +170,98 @@ func (h *Server) publishRelayed(clientID string, body []byte) uint64 {
 		h.published.Add(1)
 		return id
 	}
-	h.log.LogAttrs(ctx, slog.LevelWarn, "hub: shared event log unavailable; event given to this replica's streams only",
+	h.appendFailed(clientID, body[idHeadroom:len(body):len(body)], err)
+	return 0
+}
+
+// appendFailed gives an event the relay could not take (frame: its body
+// without an id) to this replica's streams only.
+func (h *Server) appendFailed(clientID string, frame []byte, err error) {
+	h.log.LogAttrs(context.Background(), slog.LevelWarn, "hub: shared event log unavailable; event given to this replica's streams only",
 		slog.String("client_id", clientID), slog.Any("error", err))
 	if t := h.lookup(clientID); t != nil {
-		frame := body[idHeadroom:len(body):len(body)]
 		t.mu.Lock()
 		_, slow := t.offer(frame, 0)
 		t.mu.Unlock()
 		h.slowOnes(clientID, slow)
 	}
+}
+
+// Post is Publish for a caller that needs no id back (the bridge): with a
+// Relay it does not wait for the relay. Events posted are appended in the
+// order they were posted, by one goroutine at a time that hands the relay
+// all those waiting at once (one round trip with a BatchRelay), so that a
+// burst of frames from the bus costs one round trip, not one each, and the
+// bus reader never waits for Redis. Without a Relay it is Publish.
+func (h *Server) Post(clientID string, ev api.Event) {
+	if h.relay == nil {
+		h.Publish(clientID, ev)
+		return
+	}
+	if h.closed.Load() {
+		return
+	}
+	body, err := encodeBody(ev.Name, ev.Data)
+	if err != nil {
+		h.log.LogAttrs(context.Background(), slog.LevelWarn, "hub: event dropped",
+			slog.String("client_id", clientID), slog.String("event", ev.Name), slog.Any("error", err))
+		return
+	}
+	h.postMu.Lock()
+	h.posts = append(h.posts, PendingEvent{ClientID: clientID, Body: body[idHeadroom:len(body):len(body)]})
+	start := !h.posting
+	h.posting = true
+	h.postMu.Unlock()
+	if start {
+		go h.drainPosts()
+	}
+}
+
+// drainPosts appends what was posted, batch after batch, until nothing is
+// left.
+func (h *Server) drainPosts() {
+	for {
+		h.postMu.Lock()
+		batch := h.posts
+		h.posts = nil
+		if len(batch) == 0 || h.closed.Load() {
+			h.posting = false
+			h.postMu.Unlock()
+			return
+		}
+		h.postMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+		var errs []error
+		if br, ok := h.relay.(BatchRelay); ok {
+			errs = br.AppendBatch(ctx, batch)
+		} else {
+			errs = make([]error, len(batch))
+			for i, ev := range batch {
+				_, errs[i] = h.relay.Append(ctx, ev.ClientID, ev.Body)
+			}
+		}
+		cancel()
+		for i, ev := range batch {
+			if i < len(errs) && errs[i] == nil {
+				h.published.Add(1)
+			} else {
+				err := errors.New("no answer")
+				if i < len(errs) {
+					err = errs[i]
+				}
+				h.appendFailed(ev.ClientID, ev.Body, err)
+			}
+		}
+	}
+}
+
+// Posting is the hub as a bridge's publisher: its Publish is Post, and
+// returns 0 (the id is not known yet when a Relay gives it).
+type Posting struct{ S *Server }
+
+// Publish posts ev; see Server.Post.
+func (p Posting) Publish(clientID string, ev api.Event) uint64 {
+	p.S.Post(clientID, ev)
 	return 0
 }
 

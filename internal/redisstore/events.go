@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +41,12 @@ const eventsTTL = 24 * time.Hour
 // appendScript: KEYS seq, log; ARGV base, window, ttl ms, channel, client,
 // frame. The id is read back as a string: Lua's numbers would print a
 // 16-digit id in exponent form.
-var appendScript = rueidis.NewLuaScript(`
+var appendScript = rueidis.NewLuaScript(appendSource)
+
+// appendSHA is appendScript's SHA-1, for EVALSHA in a batch.
+var appendSHA = func() string { h := sha1.Sum([]byte(appendSource)); return hex.EncodeToString(h[:]) }()
+
+const appendSource = `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('INCR', KEYS[1])
 local id = redis.call('GET', KEYS[1])
@@ -49,7 +56,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], 'e' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6])
 return id
-`)
+`
 
 // windowScript: KEYS seq, log; ARGV base, ttl ms.
 var windowScript = rueidis.NewLuaScript(`
@@ -98,6 +105,32 @@ func (e *Events) Append(ctx context.Context, clientID string, body []byte) (uint
 		return 0, fmt.Errorf("redisstore: append event: id %q: %w", v, err)
 	}
 	return id, nil
+}
+
+// AppendBatch implements hub.BatchRelay: one pipelined round trip for all
+// the events, which Redis runs in their order. An event whose script Redis
+// does not have yet (a first call, or after SCRIPT FLUSH) is appended again
+// on its own, in order, by Append, which loads it.
+func (e *Events) AppendBatch(ctx context.Context, events []hub.PendingEvent) []error {
+	k := e.s.k
+	base, window, ttl := e.base(), strconv.Itoa(e.window), strconv.FormatInt(eventsTTL.Milliseconds(), 10)
+	cmds := make(rueidis.Commands, len(events))
+	for i, ev := range events {
+		cmds[i] = e.s.rdb.B().Evalsha().Sha1(appendSHA).Numkeys(2).
+			Key(k.eventSeq(ev.ClientID), k.eventLog(ev.ClientID)).
+			Arg(base, window, ttl, k.eventsChannel(), ev.ClientID, string(ev.Body)).Build()
+	}
+	errs := make([]error, len(events))
+	for i, r := range e.s.rdb.DoMulti(ctx, cmds...) {
+		err := r.Error()
+		if ret, ok := rueidis.IsRedisErr(err); ok && ret.IsNoScript() {
+			_, err = e.Append(ctx, events[i].ClientID, events[i].Body)
+		} else if err != nil {
+			err = unreachable("append event", err)
+		}
+		errs[i] = err
+	}
+	return errs
 }
 
 // Window implements hub.Relay.

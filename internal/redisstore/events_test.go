@@ -261,3 +261,46 @@ func TestEventsRideOutARedisOutage(t *testing.T) {
 }
 
 func f2s(b []byte) string { return string(b) }
+
+// Events posted (hub.Post, as the bridge does: without waiting for Redis)
+// reach the client's streams on every replica in the order they were
+// posted, once each, with growing ids: in a burst that goes to Redis as one
+// batch, on a Redis that does not have the script yet, and again after
+// SCRIPT FLUSH (each time the batch falls back to loading it).
+func TestPostedEventsKeepTheirOrder(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := newReplica(t, srv, 64), newReplica(t, srv, 64)
+	onA := a.hub.Subscribe("kitchen", "s1", "")
+	onB := b.hub.Subscribe("kitchen", "s2", "")
+	defer onA.Close()
+	defer onB.Close()
+	var last [2]uint64
+	for round := range 3 {
+		if round == 2 {
+			if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const n = 20
+		for i := range n {
+			a.hub.Post("kitchen", speak("r"+strconv.Itoa(round)+"-"+strconv.Itoa(i)))
+		}
+		for j, sub := range []*hub.Subscription{onA, onB} {
+			for i := range n {
+				f := next(t, sub)
+				id := frameID(t, f)
+				if id <= last[j] || !strings.Contains(f, `"r`+strconv.Itoa(round)+"-"+strconv.Itoa(i)+`"`) {
+					t.Fatalf("round %d stream %d: got %q (id after %d), want event %d", round, j, f, last[j], i)
+				}
+				last[j] = id
+			}
+		}
+	}
+	for _, sub := range []*hub.Subscription{onA, onB} {
+		select {
+		case f := <-sub.Events():
+			t.Fatalf("an extra frame %q", f)
+		default:
+		}
+	}
+}
