@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -436,5 +437,37 @@ func TestLogsEndWithStopped(t *testing.T) {
 	}
 	if !regexp.MustCompile(`"duration":"[0-9.]+[µnm]?s"`).MatchString(g.Logs.String()) {
 		t.Errorf("no duration written as text in the access log:\n%s", g.Logs.String())
+	}
+}
+
+// The example configurations (docs/examples: systemd units, the compose
+// file, the replicas' environment) and docs/gateway.service name only
+// settings that exist: every GATEWAY_ name in them is one of the config's.
+func TestExamplesNameOnlyRealSettings(t *testing.T) {
+	known := map[string]bool{}
+	for _, s := range settings.Of[config]() {
+		known[envPrefix+s.Env] = true
+	}
+	files, err := filepath.Glob("../../docs/examples/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../docs/gateway.service")
+	name := regexp.MustCompile(`GATEWAY_[A-Z0-9_]+`)
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range name.FindAllString(string(b), -1) {
+			seen++
+			if !known[n] {
+				t.Errorf("%s names %s, which is not a setting", filepath.Base(f), n)
+			}
+		}
+	}
+	if len(files) < 5 || seen < 10 {
+		t.Fatalf("only %d files and %d settings read: the examples moved?", len(files), seen)
 	}
 }
