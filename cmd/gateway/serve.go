@@ -287,7 +287,7 @@ func (g *components) newBridge() error {
 		// A session's bus: the first of its rendezvous order that is up.
 		Pick:   g.set.Pick,
 		Shared: sh.utterances,
-	}, busLinks, hub.Posting{S: g.streams})
+	}, busLinks, g.streams)
 	if err != nil {
 		return err
 	}

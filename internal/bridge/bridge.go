@@ -69,10 +69,36 @@ type Bus interface {
 }
 
 // Publisher delivers events to a client's stream: the stream hub. Publish
-// never blocks and returns the event's id, or 0 when it is not known yet
-// (hub.Posting, whose relay gives it later).
+// never blocks and returns the event's id.
 type Publisher interface {
 	Publish(clientID string, ev api.Event) uint64
+}
+
+// poster is a Publisher whose events may go through a relay to other
+// replicas (hub.Server with a Relay): Post hands an event on without waiting
+// for the relay, in order; PostAndWait waits until it went. The bridge
+// posts, so that neither the bus reader nor its lock waits one round trip
+// per frame.
+type poster interface {
+	Post(clientID string, ev api.Event)
+	PostAndWait(clientID string, ev api.Event)
+}
+
+// publish hands ev to the publisher: posted when it can be, and waited for
+// when claimed, a frame no replica owned that this one claimed first: its
+// place in the client's sequence against the other replicas' copies of the
+// bus's frames is then taken before the next frame is looked at, as when
+// every event waited.
+func (b *Bridge) publish(clientID string, ev api.Event, claimed bool) {
+	p, ok := b.pub.(poster)
+	switch {
+	case !ok:
+		b.pub.Publish(clientID, ev)
+	case claimed:
+		p.PostAndWait(clientID, ev)
+	default:
+		p.Post(clientID, ev)
+	}
 }
 
 // Config configures a Bridge. Zero values take the defaults.
@@ -770,7 +796,7 @@ func (b *Bridge) end(p *Pending, status string) {
 		b.cfg.Observe(ObserveDone, b.cfg.Now().Sub(p.start))
 	}
 	data, _ := json.Marshal(api.DoneEvent{UtteranceID: p.id, SessionID: p.sessionID, Status: status})
-	b.pub.Publish(p.clientID, api.Event{Name: api.EventDone, Data: data})
+	b.publish(p.clientID, api.Event{Name: api.EventDone, Data: data}, false)
 }
 
 // expire is p's timer.

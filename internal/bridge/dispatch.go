@@ -30,10 +30,14 @@ func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 	if f == nil {
 		return
 	}
-	if b.cfg.Shared != nil && !b.mine(f) && !b.claim(f) {
-		// Another replica's to deliver.
-		b.st.ignored.Add(1)
-		return
+	claimed := false
+	if b.cfg.Shared != nil && !b.mine(f) {
+		if !b.claim(f) {
+			// Another replica's to deliver.
+			b.st.ignored.Add(1)
+			return
+		}
+		claimed = true
 	}
 	switch f.Type {
 	case api.TypeConnected, api.TypeUtterance, api.TypeIntentGet:
@@ -67,7 +71,7 @@ func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 	}
 	if f.Type == api.TypeSpeak {
 		b.st.routed.Add(1)
-		b.speak(clientID, f)
+		b.speak(clientID, f, claimed)
 		return
 	}
 	status := endStatus(f.Type)
@@ -84,7 +88,7 @@ func (b *Bridge) DispatchFrom(pos int, f *api.Frame) {
 		}
 	}
 	b.st.routed.Add(1)
-	b.pub.Publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)})
+	b.publish(clientID, api.Event{Name: api.EventMessage, Data: frameJSON(f)}, claimed)
 	switch {
 	case p == nil:
 	case p.question != nil && p.question.status == "":
@@ -229,7 +233,7 @@ func (b *Bridge) endedFor(clientID string, r *api.Route) bool {
 
 // speak turns a speak frame into clientID's speak event, and collects it for
 // its pending utterance. b.mu held.
-func (b *Bridge) speak(clientID string, f *api.Frame) {
+func (b *Bridge) speak(clientID string, f *api.Frame, claimed bool) {
 	// The members read, as decoding data into a struct would pick them;
 	// members of the wrong JSON type are read as absent.
 	ev := api.SpeakEvent{
@@ -277,7 +281,7 @@ func (b *Bridge) speak(clientID string, f *api.Frame) {
 		ev.Lang = b.cfg.DefaultLang
 	}
 	data, _ := json.Marshal(ev)
-	b.pub.Publish(clientID, api.Event{Name: api.EventSpeak, Data: data})
+	b.publish(clientID, api.Event{Name: api.EventSpeak, Data: data}, claimed)
 	if p == nil {
 		return
 	}

@@ -177,5 +177,5 @@ func (b *Bridge) EndOrphan(id, clientID, sessionID string) {
 		return // ours after all: it ends here
 	}
 	data, _ := json.Marshal(api.DoneEvent{UtteranceID: id, SessionID: sessionID, Status: api.StatusError})
-	b.pub.Publish(clientID, api.Event{Name: api.EventDone, Data: data})
+	b.publish(clientID, api.Event{Name: api.EventDone, Data: data}, false)
 }

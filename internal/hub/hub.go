@@ -106,7 +106,7 @@ type Server struct {
 	// posts waits for the relay (Post), appended by one goroutine at a
 	// time, the one that set posting.
 	postMu  sync.Mutex
-	posts   []PendingEvent
+	posts   []posted
 	posting bool
 	seed    maphash.Seed
 	closed  atomic.Bool

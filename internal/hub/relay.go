@@ -198,27 +198,56 @@ func (h *Server) Post(clientID string, ev api.Event) {
 		h.Publish(clientID, ev)
 		return
 	}
-	if h.closed.Load() {
+	h.post(clientID, ev, nil)
+}
+
+// PostAndWait is Post that returns once the event is appended (or given to
+// this replica's streams only, when the relay cannot take it): in order
+// with what was posted before it, and before anything posted after it
+// returns. The bridge uses it for a frame it claimed, whose order against
+// the other replicas' appends is decided by when it is appended.
+func (h *Server) PostAndWait(clientID string, ev api.Event) {
+	if h.relay == nil {
+		h.Publish(clientID, ev)
 		return
+	}
+	done := make(chan struct{})
+	if h.post(clientID, ev, done) {
+		<-done
+	}
+}
+
+// posted is an event waiting for the relay, and whom to tell once it went.
+type posted struct {
+	ev   PendingEvent
+	done chan struct{} // closed once appended; nil: nobody waits
+}
+
+// post queues ev for the relay and reports whether it did; done, if not
+// nil, is closed once the event went (or was dropped at Close).
+func (h *Server) post(clientID string, ev api.Event, done chan struct{}) bool {
+	if h.closed.Load() {
+		return false
 	}
 	body, err := encodeBody(ev.Name, ev.Data)
 	if err != nil {
 		h.log.LogAttrs(context.Background(), slog.LevelWarn, "hub: event dropped",
 			slog.String("client_id", clientID), slog.String("event", ev.Name), slog.Any("error", err))
-		return
+		return false
 	}
 	h.postMu.Lock()
-	h.posts = append(h.posts, PendingEvent{ClientID: clientID, Body: body[idHeadroom:len(body):len(body)]})
+	h.posts = append(h.posts, posted{ev: PendingEvent{ClientID: clientID, Body: body[idHeadroom:len(body):len(body)]}, done: done})
 	start := !h.posting
 	h.posting = true
 	h.postMu.Unlock()
 	if start {
 		go h.drainPosts()
 	}
+	return true
 }
 
 // drainPosts appends what was posted, batch after batch, until nothing is
-// left.
+// left. After Close it drops what is left, releasing whoever waits.
 func (h *Server) drainPosts() {
 	for {
 		h.postMu.Lock()
@@ -227,21 +256,30 @@ func (h *Server) drainPosts() {
 		if len(batch) == 0 || h.closed.Load() {
 			h.posting = false
 			h.postMu.Unlock()
+			for _, p := range batch {
+				if p.done != nil {
+					close(p.done)
+				}
+			}
 			return
 		}
 		h.postMu.Unlock()
+		events := make([]PendingEvent, len(batch))
+		for i, p := range batch {
+			events[i] = p.ev
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 		var errs []error
 		if br, ok := h.relay.(BatchRelay); ok {
-			errs = br.AppendBatch(ctx, batch)
+			errs = br.AppendBatch(ctx, events)
 		} else {
-			errs = make([]error, len(batch))
-			for i, ev := range batch {
+			errs = make([]error, len(events))
+			for i, ev := range events {
 				_, errs[i] = h.relay.Append(ctx, ev.ClientID, ev.Body)
 			}
 		}
 		cancel()
-		for i, ev := range batch {
+		for i, p := range batch {
 			if i < len(errs) && errs[i] == nil {
 				h.published.Add(1)
 			} else {
@@ -249,20 +287,13 @@ func (h *Server) drainPosts() {
 				if i < len(errs) {
 					err = errs[i]
 				}
-				h.appendFailed(ev.ClientID, ev.Body, err)
+				h.appendFailed(p.ev.ClientID, p.ev.Body, err)
+			}
+			if p.done != nil {
+				close(p.done)
 			}
 		}
 	}
-}
-
-// Posting is the hub as a bridge's publisher: its Publish is Post, and
-// returns 0 (the id is not known yet when a Relay gives it).
-type Posting struct{ S *Server }
-
-// Publish posts ev; see Server.Post.
-func (p Posting) Publish(clientID string, ev api.Event) uint64 {
-	p.S.Post(clientID, ev)
-	return 0
 }
 
 // resumeShared fills s's replay, gap and ids from the relay's window, as

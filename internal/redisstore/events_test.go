@@ -262,8 +262,8 @@ func TestEventsRideOutARedisOutage(t *testing.T) {
 
 func f2s(b []byte) string { return string(b) }
 
-// Events posted (hub.Post, as the bridge does: without waiting for Redis)
-// reach the client's streams on every replica in the order they were
+// Events posted (hub.Post, as the bridge does: without waiting for Redis;
+// and PostAndWait, as it does for a frame it claimed) reach the client's streams on every replica in the order they were
 // posted, once each, with growing ids: in a burst that goes to Redis as one
 // batch, on a Redis that does not have the script yet, and again after
 // SCRIPT FLUSH (each time the batch falls back to loading it).
@@ -283,7 +283,12 @@ func TestPostedEventsKeepTheirOrder(t *testing.T) {
 		}
 		const n = 20
 		for i := range n {
-			a.hub.Post("kitchen", speak("r"+strconv.Itoa(round)+"-"+strconv.Itoa(i)))
+			ev := speak("r" + strconv.Itoa(round) + "-" + strconv.Itoa(i))
+			if i%5 == 4 {
+				a.hub.PostAndWait("kitchen", ev) // a claimed frame's, among the others
+			} else {
+				a.hub.Post("kitchen", ev)
+			}
 		}
 		for j, sub := range []*hub.Subscription{onA, onB} {
 			for i := range n {
