@@ -211,6 +211,23 @@ func (h *Server) PostAndWait(clientID string, ev api.Event) {
 		h.Publish(clientID, ev)
 		return
 	}
+	h.postMu.Lock()
+	idle := !h.posting
+	// Idle: hold the queue; what is posted meanwhile waits behind this one.
+	h.posting = true
+	h.postMu.Unlock()
+	if idle {
+		// Nothing waits for the relay: append at once, from this goroutine.
+		h.Publish(clientID, ev)
+		h.postMu.Lock()
+		if len(h.posts) > 0 {
+			go h.drainPosts()
+		} else {
+			h.posting = false
+		}
+		h.postMu.Unlock()
+		return
+	}
 	done := make(chan struct{})
 	if h.post(clientID, ev, done) {
 		<-done
