@@ -15,19 +15,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ovosgw/gateway/api"
-	"github.com/ovosgw/gateway/internal/blacklist"
 	"github.com/ovosgw/gateway/internal/cidr"
 	"github.com/ovosgw/gateway/internal/clients"
-	"github.com/ovosgw/gateway/internal/intentgate"
 	"github.com/ovosgw/gateway/internal/keys"
 )
-
-// adminStore is where the command line finds the blacklist and the
-// protected intents: the data dir, or Redis.
-type adminStore interface {
-	blacklist.Store
-	intentgate.Store
-}
 
 // multiFlag collects a repeated string flag (--alias a --alias b).
 type multiFlag []string
@@ -78,30 +69,14 @@ func runAdminCommand(ctx context.Context, group string, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	// With GATEWAY_REDIS_URL the clients, the blacklist and the protected
-	// intents are in Redis, whatever the data dir.
-	var st adminStore
-	var reg *clients.Registry
-	if cfg.RedisURL != "" {
-		rs, err := openRedis(ctx, cfg, nil, stderr)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		if reg, err = clients.New(rs, nil, nil); err != nil {
-			return err
-		}
-		st = rs
-	} else {
-		ds, err := openExistingStore(ctx, cfg.DataDir, stderr)
-		if err != nil {
-			return err
-		}
-		defer ds.Close()
-		if reg, err = clients.New(ds, nil, nil); err != nil {
-			return err
-		}
-		st = ds
+	st, closeStore, err := openRecords(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	reg, err := clients.New(st, nil, nil)
+	if err != nil {
+		return err
 	}
 
 	want := func(n int) error {

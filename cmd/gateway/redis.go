@@ -42,6 +42,32 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writ
 	return rs, nil
 }
 
+// records is where the command line finds the durable records (clients,
+// blacklist, protected intents): the data dir's store, or Redis.
+type records interface {
+	clients.Store
+	blacklist.Store
+	intentgate.Store
+}
+
+// openRecords opens the durable records where the server keeps them: Redis
+// when GATEWAY_REDIS_URL is set, else the data dir the server made. The
+// function returned closes them.
+func openRecords(ctx context.Context, cfg config, stderr io.Writer) (records, func(), error) {
+	if cfg.RedisURL != "" {
+		rs, err := openRedis(ctx, cfg, nil, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rs, func() { rs.Close() }, nil
+	}
+	st, err := openExistingStore(ctx, cfg.DataDir, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, func() { st.Close() }, nil
+}
+
 // sharedState is where the state that replicas share lives: the data dir's
 // SQLite file and this process's memory, or Redis when GATEWAY_REDIS_URL is
 // set. main picks; the services do not know which runs.

@@ -25,30 +25,16 @@ func runTransfer(ctx context.Context, cmd string, args []string, getenv func(str
 	if err != nil {
 		return err
 	}
-	// The records are where the server keeps them: Redis when
-	// GATEWAY_REDIS_URL is set, else the data dir.
-	var cs transfer.Clients
-	var data transfer.Data
-	if cfg.RedisURL != "" {
-		rs, err := openRedis(ctx, cfg, nil, stderr)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		cs, data = rs, rs
-	} else {
-		st, err := openExistingStore(ctx, cfg.DataDir, stderr)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		cs, data = st, st
+	st, closeStore, err := openRecords(ctx, cfg, stderr)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
 	var n transfer.Counts
 	if cmd == "export" {
-		n, err = transfer.Export(ctx, stdout, cs, data, time.Now())
+		n, err = transfer.Export(ctx, stdout, st, st, time.Now())
 	} else {
-		n, err = transfer.Import(ctx, stdin, cs, data)
+		n, err = transfer.Import(ctx, stdin, st, st)
 	}
 	fmt.Fprintf(stderr, "%sed %d client(s), %d blacklist entr(ies), %d protected intent(s)", cmd, n.Clients, n.Blacklist, n.Intents)
 	if n.Unchanged > 0 {
