@@ -186,6 +186,12 @@ func (t *Tokens) Issue(clientID string, keyVersion int64) (api.Secret, Claims, e
 	if err != nil {
 		return "", Claims{}, err
 	}
+	return t.issue(clientID, sid, keyVersion)
+}
+
+// issue makes and signs a token of session sid, with a new token id, valid
+// for a full TTL from now.
+func (t *Tokens) issue(clientID, sid string, keyVersion int64) (api.Secret, Claims, error) {
 	jti, err := randomID()
 	if err != nil {
 		return "", Claims{}, err
@@ -219,24 +225,7 @@ func (t *Tokens) Renew(c Claims) (api.Secret, Claims, error) {
 	if err := t.checkRevoked(c); err != nil {
 		return "", Claims{}, err
 	}
-	jti, err := randomID()
-	if err != nil {
-		return "", Claims{}, err
-	}
-	now := t.cfg.Now().UTC().Truncate(time.Second)
-	n := Claims{
-		ClientID:   c.ClientID,
-		SessionID:  c.SessionID,
-		ID:         jti,
-		KeyVersion: c.KeyVersion,
-		IssuedAt:   now,
-		ExpiresAt:  now.Add(t.cfg.TTL).Truncate(time.Second),
-	}
-	s, err := t.sign(n)
-	if err != nil {
-		return "", Claims{}, err
-	}
-	return api.Secret(s), n, nil
+	return t.issue(c.ClientID, c.SessionID, c.KeyVersion)
 }
 
 // sign encodes and signs c exactly as Issue does.
