@@ -319,12 +319,18 @@ func (h *Server) Kick(clientID, sessionID string, reason error) {
 
 // kickLocal is Kick on this hub's own subscriptions.
 func (h *Server) kickLocal(clientID, sessionID string, reason error) {
+	h.kickWhere(clientID, reason, func(s *Subscription) bool { return sessionID == "" || s.session == sessionID })
+}
+
+// kickWhere ends, with reason, this hub's subscriptions of the client for
+// which match holds.
+func (h *Server) kickWhere(clientID string, reason error, match func(*Subscription) bool) {
 	t := h.lookup(clientID)
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
-	n := t.kick(sessionID, reason)
+	n := t.kickIf(match, reason)
 	t.mu.Unlock()
 	h.subscribers.Add(-int64(n))
 }
@@ -343,27 +349,7 @@ func (h *Server) KickStale(clientID string, keyVersion int64) {
 
 // kickStaleLocal is KickStale on this hub's own subscriptions.
 func (h *Server) kickStaleLocal(clientID string, keyVersion int64) {
-	t := h.lookup(clientID)
-	if t == nil {
-		return
-	}
-	n := 0
-	t.mu.Lock()
-	for i := 0; i < len(t.subs); {
-		s := t.subs[i]
-		if s.key == 0 || s.key == keyVersion {
-			i++
-			continue
-		}
-		t.remove(s)
-		s.end(ErrKicked)
-		n++
-	}
-	if len(t.subs) == 0 {
-		t.subs = nil
-	}
-	t.mu.Unlock()
-	h.subscribers.Add(-int64(n))
+	h.kickWhere(clientID, ErrKicked, func(s *Subscription) bool { return s.key != 0 && s.key != keyVersion })
 }
 
 // Watched returns the ids of the clients that have live subscriptions now.
@@ -586,10 +572,16 @@ func (t *topic) remove(s *Subscription) {
 // kick ends the subscriptions of sessionID ("" for all) with reason and
 // returns how many it ended.
 func (t *topic) kick(sessionID string, reason error) int {
+	return t.kickIf(func(s *Subscription) bool { return sessionID == "" || s.session == sessionID }, reason)
+}
+
+// kickIf ends the subscriptions for which match holds with reason and
+// returns how many it ended. t.mu held.
+func (t *topic) kickIf(match func(*Subscription) bool, reason error) int {
 	n := 0
 	for i := 0; i < len(t.subs); {
 		s := t.subs[i]
-		if sessionID != "" && s.session != sessionID {
+		if !match(s) {
 			i++
 			continue
 		}
