@@ -121,19 +121,6 @@ func quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// normalizeFor checks and tidies names as the SQLite store does: an empty
-// name becomes the id, an alias equal to the id is dropped.
-func normalizeFor(id, name string, aliases []string) (string, []string, error) {
-	name, aliases, err := store.NormalizeNames(name, aliases)
-	if err != nil {
-		return "", nil, err
-	}
-	if name == "" {
-		name = id
-	}
-	return name, slices.DeleteFunc(aliases, func(a string) bool { return a == id }), nil
-}
-
 // CreateClient registers c, refusing (ECONFLICT) an id or alias that is
 // already an id or alias of any client, atomically across replicas. Names
 // are normalised as store.Store.CreateClient does; the key version is the
@@ -141,20 +128,11 @@ func normalizeFor(id, name string, aliases []string) (string, []string, error) {
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	if !store.ValidID(c.ID) {
-		return api.Errorf(api.EINVALID,
-			"id %s is not a slug (lowercase letters, digits, '-' and '_', 1 to %d characters)", quote(c.ID), store.MaxIDLen)
-	}
-	name, aliases, err := normalizeFor(c.ID, c.Name, c.Aliases)
+	c, err := store.NormalizeClient(c, time.Now())
 	if err != nil {
 		return err
 	}
-	if c.KeyHash == "" {
-		return api.Errorf(api.EINVALID, "client %s has no key hash", quote(c.ID))
-	}
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = time.Now()
-	}
+	name, aliases := c.Name, c.Aliases
 	aj, err := json.Marshal(aliases)
 	if err != nil {
 		return err
@@ -331,7 +309,7 @@ func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string)
 	if !store.ValidID(id) {
 		return store.Client{}, notFound(id)
 	}
-	name, aliases, err := normalizeFor(id, name, aliases)
+	name, aliases, err := store.NormalizeFor(id, name, aliases)
 	if err != nil {
 		return store.Client{}, err
 	}

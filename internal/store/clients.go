@@ -84,20 +84,11 @@ func loadClients(ctx context.Context, q queryer) (*clientCache, error) {
 // bad id, name, alias or a missing key hash, and with ECONFLICT when the id or
 // an alias is already an id or alias of any client.
 func (s *Store) CreateClient(ctx context.Context, c Client) error {
-	if !ValidID(c.ID) {
-		return api.Errorf(api.EINVALID,
-			"id %s is not a slug (lowercase letters, digits, '-' and '_', 1 to %d characters)", quote(c.ID), MaxIDLen)
-	}
-	name, aliases, err := normalizeFor(c.ID, c.Name, c.Aliases)
+	c, err := NormalizeClient(c, s.now())
 	if err != nil {
 		return err
 	}
-	if c.KeyHash == "" {
-		return api.Errorf(api.EINVALID, "client %s has no key hash", quote(c.ID))
-	}
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = s.now()
-	}
+	name, aliases := c.Name, c.Aliases
 	return s.write(ctx, true, func(tx *sql.Tx) error {
 		if err := checkTaken(ctx, tx, "", append([]string{c.ID}, aliases...)); err != nil {
 			return err
@@ -118,9 +109,32 @@ func (s *Store) CreateClient(ctx context.Context, c Client) error {
 	})
 }
 
-// normalizeFor runs NormalizeNames for client id: an empty name becomes the
+// NormalizeClient checks a new client as every store of the registry
+// takes it, and returns it in normal form: EINVALID for a bad id, name or
+// alias or a missing key hash; the name and aliases through NormalizeFor;
+// CreatedAt now when zero.
+func NormalizeClient(c Client, now time.Time) (Client, error) {
+	if !ValidID(c.ID) {
+		return Client{}, api.Errorf(api.EINVALID,
+			"id %s is not a slug (lowercase letters, digits, '-' and '_', 1 to %d characters)", quote(c.ID), MaxIDLen)
+	}
+	name, aliases, err := NormalizeFor(c.ID, c.Name, c.Aliases)
+	if err != nil {
+		return Client{}, err
+	}
+	if c.KeyHash == "" {
+		return Client{}, api.Errorf(api.EINVALID, "client %s has no key hash", quote(c.ID))
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.Name, c.Aliases = name, aliases
+	return c, nil
+}
+
+// NormalizeFor runs NormalizeNames for client id: an empty name becomes the
 // id, and an alias equal to the id is dropped (it already answers to it).
-func normalizeFor(id, name string, aliases []string) (string, []string, error) {
+func NormalizeFor(id, name string, aliases []string) (string, []string, error) {
 	name, aliases, err := NormalizeNames(name, aliases)
 	if err != nil {
 		return "", nil, err
@@ -249,7 +263,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // CreateClient) and returns the client. It fails with ENOTFOUND, EINVALID, or
 // ECONFLICT when an alias is an id or alias of another client.
 func (s *Store) SetNames(ctx context.Context, id, name string, aliases []string) (Client, error) {
-	name, aliases, err := normalizeFor(id, name, aliases)
+	name, aliases, err := NormalizeFor(id, name, aliases)
 	if err != nil {
 		return Client{}, err
 	}
