@@ -371,11 +371,7 @@ func (b *Bans) loginDelay(key string) time.Duration {
 	if over < 0 {
 		return 0
 	}
-	d := b.cfg.LoginDelay
-	for i := 0; i < over && d < b.cfg.LoginMaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, b.cfg.LoginMaxDelay)
+	return b.slowDown(over)
 }
 
 // LoginFailed counts a failed login for clientID (from any address). A
@@ -425,6 +421,12 @@ func (b *Bans) AttemptDelay(key string) time.Duration {
 	if over < 0 {
 		return 0
 	}
+	return b.slowDown(over)
+}
+
+// slowDown is the wait of an attempt over failures past the free ones:
+// LoginDelay, doubling with each, at most LoginMaxDelay.
+func (b *Bans) slowDown(over int) time.Duration {
 	d := b.cfg.LoginDelay
 	for i := 0; i < over && d < b.cfg.LoginMaxDelay; i++ {
 		d *= 2
